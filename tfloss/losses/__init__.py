@@ -1,0 +1,6 @@
+"""Keras loss classes. One module a family; the math lives in ``tfloss.ops``."""
+
+from tfloss.losses.crossentropy import BinaryCrossentropy
+from tfloss.losses.crossentropy import CategoricalCrossentropy
+from tfloss.losses.crossentropy import SigmoidCrossentropy
+from tfloss.losses.crossentropy import SparseCategoricalCrossentropy

@@ -1,0 +1,1 @@
+"""Streaming Keras metrics. One module a family; the math lives in ``tfloss.ops``."""
