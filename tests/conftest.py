@@ -10,7 +10,8 @@ module imports TensorFlow:
   second pytest with the same arguments and ``--keras=2``; its report is
   printed at the end and its failures fail the run.
 
-Nothing in this file may import TensorFlow at module level.
+Nothing in this file may import TensorFlow at module level (the Keras choice
+must be made first).
 """
 
 import os
@@ -44,6 +45,7 @@ def pytest_configure(config):
         os.environ.pop(_LEGACY, None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TFLOSS_SMALL", "1")  # notebooks and CLI in their small setting
+    _two_logical_cpus()
     if choice == "both" and not hasattr(config, "workerinput"):
         args = [a for a in config.invocation_params.args if not a.startswith("--keras")]
         log = tempfile.NamedTemporaryFile("w+", prefix="tfloss-tf_keras-", suffix=".log", delete=False)
@@ -56,6 +58,18 @@ def pytest_configure(config):
             env=env,
             cwd=str(config.invocation_params.dir),
         )
+
+
+def _two_logical_cpus():
+    """Split the CPU into two logical devices (before TensorFlow uses it) so
+    ``tf.distribute.MirroredStrategy`` tests have two replicas. Ops without a
+    strategy still run on /cpu:0 as usual."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -102,6 +116,14 @@ def keras_name():
     import tfloss
 
     return tfloss.KERAS
+
+
+@pytest.fixture(scope="session")
+def two_replica_strategy():
+    """MirroredStrategy over the two logical CPUs made at start-up."""
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
 @pytest.fixture(autouse=True)
