@@ -123,7 +123,8 @@ def noise_groups(num_classes, group_size):
         raise DataError(f"--noise-group must be >= 2; got {group_size}.")
     groups = [list(range(s, min(s + group_size, num_classes))) for s in range(0, num_classes, group_size)]
     if len(groups) > 1 and len(groups[-1]) == 1:
-        groups[-2] += groups.pop()
+        last = groups.pop()
+        groups[-1] += last
     return groups
 
 
