@@ -36,7 +36,8 @@ def pairs():
     """(name, label format, tfloss loss, Keras loss): the same quantity computed both ways."""
     return [
         ("sparse CE", "sparse",
-         tfloss.SparseCategoricalCrossentropy(from_logits=True), keras_losses.SparseCategoricalCrossentropy(from_logits=True)),
+         tfloss.SparseCategoricalCrossentropy(from_logits=True),
+         keras_losses.SparseCategoricalCrossentropy(from_logits=True)),
         # Keras's sparse CE has no label smoothing: its nearest is categorical CE on one-hot labels
         ("sparse CE, smoothing 0.1", "sparse+onehot",
          tfloss.SparseCategoricalCrossentropy(from_logits=True, label_smoothing=0.1),

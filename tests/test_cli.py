@@ -51,7 +51,8 @@ def test_defaults():
     assert args.losses == ["sparse_ce", "smoothed_ce", "sigmoid_ce"]
     assert (args.top_k, args.seed, args.out) == (3, 0, "tfloss-compare")
     assert args.epochs == compare.DEFAULT_EPOCHS
-    assert (args.label_noise, args.noise_mode, args.noise_group, args.imbalance, args.data) == (0.0, "symmetric", 2, None, None)
+    noise = (args.label_noise, args.noise_mode, args.noise_group)
+    assert noise == (0.0, "symmetric", 2) and args.imbalance is None and args.data is None
 
 
 def test_losses_option_chooses_and_drops_repeats():
@@ -66,6 +67,8 @@ def test_losses_option_chooses_and_drops_repeats():
         (["--label-noise", "1.0"], "must be >= 0.0 and < 1.0"),
         (["--label-noise", "-0.1"], "must be >= 0.0"),
         (["--imbalance", "0.5"], "must be >= 1.0"),
+        (["--imbalance", "inf"], "must be >= 1.0"),
+        (["--label-noise", "nan"], "must be >= 0.0"),
         (["--epochs", "0"], "must be >= 1"),
         (["--top-k", "0"], "must be >= 1"),
         (["--noise-group", "1"], "must be >= 2"),
@@ -164,6 +167,12 @@ def test_bad_data_file_through_the_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--data: no such file" in err and "absent.npz" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_out_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "taken").write_text("")
+    assert _run(tmp_path / "taken", "--losses", "sparse_ce") == 2
+    assert "--out" in capsys.readouterr().err
 
 
 # ---- scores ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ files in ``tfloss.cli._report``.
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import time
@@ -43,12 +44,14 @@ def _loss_list(text):
     return list(dict.fromkeys(names))  # drop repeats, keep order
 
 
-def _bounded(kind, low, high=None, low_open=False):
+def _bounded(kind, low, high=None):
+    """An argparse type: ``kind(text)`` in [low, high) (no upper bound when ``high`` is None)."""
+
     def parse(text):
         value = kind(text)
-        if (value <= low if low_open else value < low) or (high is not None and value >= high):
-            bound = f"> {low}" if low_open else f">= {low}"
-            raise argparse.ArgumentTypeError(f"must be {bound}" + (f" and < {high}" if high is not None else "") + f"; got {text}")
+        if not math.isfinite(value) or value < low or (high is not None and value >= high):
+            upper = f" and < {high}" if high is not None else ""
+            raise argparse.ArgumentTypeError(f"must be >= {low}{upper}; got {text}")
         return value
 
     return parse
@@ -56,19 +59,26 @@ def _bounded(kind, low, high=None, low_open=False):
 
 def add_arguments(parser):
     add = parser.add_argument
-    add("--losses", type=_loss_list, default=list(DEFAULT_LOSSES), help=f"comma-separated, from: {', '.join(LOSSES)} (default: all three)")
-    add("--epochs", type=_bounded(int, 1), default=DEFAULT_EPOCHS, help=f"training epochs per loss (default {DEFAULT_EPOCHS}; 2 when TFLOSS_SMALL=1)")
+    add("--losses", type=_loss_list, default=list(DEFAULT_LOSSES),
+        help=f"comma-separated, from: {', '.join(LOSSES)} (default: {','.join(DEFAULT_LOSSES)})")
+    add("--epochs", type=_bounded(int, 1), default=DEFAULT_EPOCHS,
+        help="training epochs per loss (default 30; 2 when TFLOSS_SMALL=1)")
     add("--batch-size", type=_bounded(int, 1), default=64, help="default 64")
     add("--seed", type=int, default=0, help="fixes split, noise, initial weights and batch order (default 0)")
     add("--top-k", type=_bounded(int, 1), default=3, help="k of the top-k accuracy column (default 3)")
-    add("--data", default=None, help="an .npz file with arrays x (N, features...) and y (N,) integer labels; default: scikit-learn digits")
-    add("--label-noise", type=_bounded(float, 0.0, 1.0), default=0.0, metavar="P", help="change each training label with probability P (default 0)")
+    add("--data", default=None,
+        help="an .npz file with arrays x (N, features...) and y (N,) integer labels; default: scikit-learn digits")
+    add("--label-noise", type=_bounded(float, 0.0, 1.0), default=0.0, metavar="P",
+        help="change each training label with probability P (default 0)")
     add("--noise-mode", choices=("symmetric", "block"), default="symmetric",
         help="symmetric: to any other class; block: to another class of its group of neighbouring classes")
-    add("--noise-group", type=_bounded(int, 2), default=2, metavar="G", help="block mode: classes 0..G-1, G..2G-1, ... form the groups (default 2)")
+    add("--noise-group", type=_bounded(int, 2), default=2, metavar="G",
+        help="block mode: classes 0..G-1, G..2G-1, ... form the groups (default 2)")
     add("--imbalance", type=_bounded(float, 1.0), default=None, metavar="R",
-        help="geometric training class sizes, largest/smallest = R (class 0 largest); adds the recall of the 3 rarest classes")
-    add("--out", default="tfloss-compare", help="output folder for results.json, results.csv, comparison.png (default ./tfloss-compare/)")
+        help="geometric training class sizes, largest/smallest = R (class 0 largest); "
+        "adds the recall of the 3 rarest classes")
+    add("--out", default="tfloss-compare",
+        help="output folder for results.json, results.csv, comparison.png (default ./tfloss-compare/)")
 
 
 @contextlib.contextmanager
@@ -76,15 +86,18 @@ def deterministic(seed):
     """Seed Python, NumPy, TF and Keras, and make TF ops deterministic for the
     duration (restoring the previous setting, since it is process-wide and makes
     unseeded random ops raise)."""
-    from tensorflow.python.util import _pywrap_determinism  # no public "disable"
-
-    was_enabled = _pywrap_determinism.is_enabled()
+    try:  # TF has no public "disable"; without this module the setting stays on
+        from tensorflow.python.util import _pywrap_determinism
+    except ImportError:  # pragma: no cover - depends on the TF version
+        _pywrap_determinism = None
+    was_enabled = _pywrap_determinism.is_enabled() if _pywrap_determinism else True
     _keras.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     try:
         yield
     finally:
-        _pywrap_determinism.enable(was_enabled)
+        if _pywrap_determinism is not None:
+            _pywrap_determinism.enable(was_enabled)
 
 
 def build_model(num_features, num_classes, logits):
@@ -111,7 +124,9 @@ class _Progress(_keras.keras.callbacks.Callback):
 def train_and_score(name, data, args, rare_classes):
     loss, label_format, logits = LOSSES[name]()
     num_classes = data["num_classes"]
-    targets = data["y_train"] if label_format == "sparse" else np.eye(num_classes, dtype=np.float32)[data["y_train"]]
+    targets = data["y_train"]
+    if label_format == "onehot":
+        targets = np.eye(num_classes, dtype=np.float32)[targets]
     _keras.keras.utils.set_random_seed(args.seed)  # same initial weights and batch order for every loss
     model = build_model(data["x_train"].shape[1], num_classes, logits)
     model.compile(optimizer=_keras.keras.optimizers.Adam(1e-3), loss=loss)
@@ -137,6 +152,11 @@ def run(args):
     if args.top_k > data["num_classes"]:
         print(f"error: --top-k {args.top_k} exceeds the {data['num_classes']} classes.", file=sys.stderr)
         return 2
+    try:  # fail before training, not after, if the results cannot be written
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        print(f"error: --out {args.out!r}: cannot create the folder ({err}).", file=sys.stderr)
+        return 2
     counts = data["train_counts"]
     # the 3 classes with the fewest training examples (ties: the higher class index)
     rare = sorted(sorted(range(len(counts)), key=lambda c: (counts[c], -c))[:3]) if args.imbalance else None
@@ -157,8 +177,9 @@ def run(args):
     print("probabilities scored: softmax of the model's logits, for every loss; "
           f"ECE: top-label, {_report.ECE_BINS} equal-width bins")
     config = {k: v for k, v in vars(args).items() if k != "func"}
-    config.update(keras=tfloss.KERAS, tensorflow=tf.__version__, tfloss=tfloss.__version__, data_source=data["source"],
-                  num_classes=data["num_classes"], train_counts=counts, labels_changed=data["flipped"], rare_classes=rare)
+    config.update(keras=tfloss.KERAS, tensorflow=tf.__version__, tfloss=tfloss.__version__,
+                  data_source=data["source"], num_classes=data["num_classes"], train_counts=counts,
+                  labels_changed=data["flipped"], rare_classes=rare)
     paths = _report.write(args.out, rows, config)
     print("wrote " + ", ".join(paths.values()))
     return 0
