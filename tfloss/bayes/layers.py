@@ -8,7 +8,8 @@ term is returned by :meth:`kl_divergence` (the protocol of
 ``add_loss``: the ELBO is assembled once, by ``tfloss.bayes.ELBOModel`` or by
 the user's loop, with an explicit KL weight.
 
-Randomness is stateless (``tf.random.stateless_*``) keyed by the layer's
+Randomness is stateless (``tf.random.stateless_*``, Philox, the same numbers
+with and without XLA) keyed by the layer's
 ``seed`` and a step counter variable, so the layers compile under XLA and a
 saved model resumes its noise sequence. The counter's aggregation is
 ``ONLY_FIRST_REPLICA``: under ``tf.distribute`` every replica draws the same
@@ -176,7 +177,7 @@ class DenseReparameterization(_GaussianDense):
     def call(self, inputs):
         x = tf.convert_to_tensor(inputs)
         scale = self.kernel_scale()
-        eps = tf.random.stateless_normal(tf.shape(scale), seed=self._next_seed(), dtype=tf.float32)
+        eps = tf.random.stateless_normal(tf.shape(scale), seed=self._next_seed(), dtype=tf.float32, alg="philox")
         kernel = tf.convert_to_tensor(self.kernel_loc) + scale * eps
         return self._finish(tf.matmul(x, tf.cast(kernel, x.dtype)))
 
@@ -196,7 +197,7 @@ class DenseFlipout(_GaussianDense):
         x = tf.convert_to_tensor(inputs)
         scale = self.kernel_scale()
         seed = self._next_seed()
-        eps = tf.random.stateless_normal(tf.shape(scale), seed=seed, dtype=tf.float32)
+        eps = tf.random.stateless_normal(tf.shape(scale), seed=seed, dtype=tf.float32, alg="philox")
         lead = tf.shape(x)[:-1]
         signs_seed = tf.stack([seed[0] + 1, seed[1]])  # a second, independent stream
         signs_in = _rademacher(tf.concat([lead, tf.shape(scale)[:1]], 0), signs_seed, x.dtype)
@@ -207,5 +208,5 @@ class DenseFlipout(_GaussianDense):
 
 
 def _rademacher(shape, seed, dtype):
-    bits = tf.random.stateless_uniform(shape, seed=seed, minval=0, maxval=2, dtype=tf.int32)
+    bits = tf.random.stateless_uniform(shape, seed=seed, minval=0, maxval=2, dtype=tf.int32, alg="philox")
     return tf.cast(2 * bits - 1, dtype)
