@@ -211,3 +211,21 @@ def test_fresh_process_save_and_load(tmp_path):
         assert have["schedule"] == want["schedule"] and have["loss"] == want["loss"]
         for key in ("loss", "nll", "kl", "kl_weight"):
             np.testing.assert_allclose(have["results"][key], want["results"][key], rtol=1e-5, err_msg=f"{path} {key}")
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_fit_under_mixed_precision(policy):
+    if _keras.IS_KERAS_3:
+        keras.config.set_dtype_policy(policy)
+    else:
+        keras.mixed_precision.set_global_policy(policy)
+    network = keras.Sequential([keras.Input((5,)), tfloss.DenseFlipout(8, activation="relu", seed=1),
+                                DenseReparameterization(3, seed=2)])
+    model = ELBOModel(network, PerExample(16))
+    model.compile(optimizer="adam", loss=nll_fn())
+    history = model.fit(X, Y, batch_size=8, epochs=2, verbose=0).history
+    for key in ("loss", "nll", "kl", "kl_weight"):
+        assert np.all(np.isfinite(history[key])), (key, history[key])
+    want = sum(bs.gaussian_kl(layer.kernel_loc.numpy(), bs.softplus(layer.kernel_rho.numpy()) + 1e-6, 1.0)
+               for layer in network.layers)
+    np.testing.assert_allclose(float(model.kl()), want, rtol=2e-6)
