@@ -165,6 +165,12 @@ def test_config_roundtrip():
     clone = ELBOModel.from_config(config)
     assert clone.kl_weight.get_config() == model.kl_weight.get_config() and clone.mc_samples == 4
     assert _keras.registered_name(ELBOModel) == "tfloss>ELBOModel"
+    with pytest.raises(TypeError, match="network must be a Keras model"):
+        ELBOModel(lambda v: v, 1.0)
+    with pytest.raises(ValueError, match="mc_samples"):
+        ELBOModel(network, 1.0, mc_samples=0)
+    with pytest.raises(ValueError, match="kl_weight must be"):
+        ELBOModel(network, "1/N")
 
 
 def test_fresh_process_save_and_load(tmp_path):

@@ -91,9 +91,13 @@ class ELBOModel(keras.Model):
 
     def __init__(self, network, kl_weight, mc_samples=kl_lib.MC_SAMPLES, **kwargs):
         super().__init__(**kwargs)
+        if not isinstance(network, _keras.Layer):
+            raise TypeError(f"ELBOModel: network must be a Keras model or layer; got {type(network).__name__}.")
+        if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 1:
+            raise ValueError(f"ELBOModel: mc_samples must be a positive integer; got {mc_samples!r}.")
         self.network = network
         self.kl_weight = schedules.get(kl_weight)
-        self.mc_samples = int(mc_samples)
+        self.mc_samples = mc_samples
         self.kl_step = _step_counter(self)
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.kl_tracker = keras.metrics.Mean(name="kl")

@@ -196,12 +196,12 @@ class DenseFlipout(_GaussianDense):
     def call(self, inputs):
         x = tf.convert_to_tensor(inputs)
         scale = self.kernel_scale()
-        seed = self._next_seed()
-        eps = tf.random.stateless_normal(tf.shape(scale), seed=seed, dtype=tf.float32, alg="philox")
+        # three independent streams from one key (not seed + 1, which is another layer's seed)
+        seeds = tf.random.experimental.stateless_split(self._next_seed(), num=3, alg="philox")
+        eps = tf.random.stateless_normal(tf.shape(scale), seed=seeds[0], dtype=tf.float32, alg="philox")
         lead = tf.shape(x)[:-1]
-        signs_seed = tf.stack([seed[0] + 1, seed[1]])  # a second, independent stream
-        signs_in = _rademacher(tf.concat([lead, tf.shape(scale)[:1]], 0), signs_seed, x.dtype)
-        signs_out = _rademacher(tf.concat([lead, [self.units]], 0), tf.stack([seed[0] + 2, seed[1]]), x.dtype)
+        signs_in = _rademacher(tf.concat([lead, tf.shape(scale)[:1]], 0), seeds[1], x.dtype)
+        signs_out = _rademacher(tf.concat([lead, [self.units]], 0), seeds[2], x.dtype)
         mean = tf.matmul(x, tf.cast(tf.convert_to_tensor(self.kernel_loc), x.dtype))
         perturbation = tf.matmul(x * signs_in, tf.cast(scale * eps, x.dtype)) * signs_out
         return self._finish(mean + perturbation)
