@@ -25,7 +25,10 @@ Layers recognised, in this order (a recognised layer is not searched further):
    scaling inside it, and scaling here belongs to the KL-weight schedule.
 3. **TFP's ``DenseVariational``**: KL(posterior || prior) of the
    distributions its ``make_posterior_fn`` / ``make_prior_fn`` models return;
-   the layer's ``kl_weight`` is likewise left to the schedule.
+   the layer's ``kl_weight`` is likewise left to the schedule. With its
+   default ``kl_use_exact=False`` the layer's own ``add_loss`` term is a
+   one-sample estimate, so it equals this KL only in expectation (with
+   ``kl_use_exact=True``, exactly).
 
 KL is analytic wherever TFP registers a closed form for the pair (e.g.
 Normal/Normal, Independent of those); otherwise a Monte-Carlo estimate
