@@ -15,3 +15,10 @@ from tfloss.losses import CategoricalCrossentropy  # noqa: F401
 from tfloss.losses import SigmoidCrossentropy  # noqa: F401
 from tfloss.losses import SparseCategoricalCrossentropy  # noqa: F401
 from tfloss.metrics import *  # noqa: F401,F403
+from tfloss.class_balance import PriorBiasInitializer  # noqa: F401
+from tfloss.class_balance import class_weights  # noqa: F401
+from tfloss.class_balance import prior_bias  # noqa: F401
+from tfloss.class_balance import prior_bias_initializer  # noqa: F401
+from tfloss.losses import CategoricalFocalCrossentropy  # noqa: F401
+from tfloss.losses import SigmoidFocalCrossentropy  # noqa: F401
+from tfloss.losses import SparseCategoricalFocalCrossentropy  # noqa: F401
