@@ -1,0 +1,538 @@
+"""Focal-loss family: values and gradients against float64 NumPy, Keras's focal
+losses, the tensorflow-addons formula, XLA, serialization, precision, saturated
+logits, the fault cases C1, C3, C4, C5 and argument errors."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given
+from hypothesis import strategies as st
+
+import reference as ref
+import support
+import tfloss
+from tfloss import _keras
+
+keras = _keras.keras
+
+
+# --- float64 NumPy references ------------------------------------------------
+# Written as the papers state them: probabilities and powers, in float64. The
+# implementation works in log space; these do not.
+
+
+def sigmoid64(x):
+    x = np.asarray(x, np.float64)
+    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+
+
+def ref_sigmoid_focal(z, x, alpha=0.25, gamma=2.0, label_smoothing=0.0, class_reduction="mean", from_logits=True):
+    """Lin et al. 2017 eq. 5 per output: alpha_t (1 - p_t)^gamma BCE, p_t = z p + (1 - z)(1 - p)."""
+    z = np.asarray(z, np.float64) * (1 - label_smoothing) + 0.5 * label_smoothing
+    x = np.asarray(x, np.float64)
+    if from_logits:
+        p, not_p = sigmoid64(x), sigmoid64(-x)
+        log_p, log_not_p = -np.logaddexp(0, -x), -np.logaddexp(0, x)
+    else:
+        p = np.clip(x, 1e-7, 1 - 1e-7)
+        not_p = 1 - p
+        log_p, log_not_p = np.log(p), np.log(not_p)
+    bce = -(z * log_p + (1 - z) * log_not_p)
+    one_minus_pt = z * not_p + (1 - z) * p
+    a = 1.0 if alpha is None else z * np.asarray(alpha) + (1 - z) * (1 - np.asarray(alpha))
+    elem = a * one_minus_pt ** np.asarray(gamma, np.float64) * bce
+    return elem.mean(-1) if class_reduction == "mean" else elem.sum(-1)
+
+
+def ref_softmax_focal(q, y_pred, alpha=0.25, gamma=2.0, label_smoothing=0.0, from_logits=True):
+    """-sum_c alpha_c q_c (1 - p_c)^gamma_c log p_c, with 1 - p_c summed from the
+    other classes' probabilities (no subtraction from 1)."""
+    q = np.asarray(q, np.float64)
+    c = q.shape[-1]
+    q = q * (1 - label_smoothing) + label_smoothing / c
+    if from_logits:
+        log_p = ref.log_softmax(y_pred)
+        p = np.exp(log_p)
+        not_p = p.sum(-1, keepdims=True) - p
+        others = [np.delete(p, k, axis=-1).sum(-1) for k in range(c)]
+        not_p = np.stack(others, -1)
+    else:
+        p = np.asarray(y_pred, np.float64)
+        p = np.clip(p / p.sum(-1, keepdims=True), 1e-7, 1 - 1e-7)
+        log_p, not_p = np.log(p), 1 - p
+    a = 1.0 if alpha is None else np.asarray(alpha, np.float64)
+    return -(a * q * not_p ** np.asarray(gamma, np.float64) * log_p).sum(-1)
+
+
+def ref_sparse_focal(labels, y_pred, ignore_class=None, **kw):
+    labels = np.asarray(labels)
+    c = np.asarray(y_pred).shape[-1]
+    valid = np.ones(labels.shape, bool) if ignore_class is None else labels != ignore_class
+    loss = ref_softmax_focal(ref.one_hot(np.where(valid, labels, 0), c), y_pred, **kw)
+    return np.where(valid, loss, 0.0)
+
+
+def tfa_sigmoid_focal(y_true, logits, alpha=0.25, gamma=2.0):
+    """The tensorflow-addons convention, re-derived from its documentation
+    (``tfa.losses.SigmoidFocalCrossEntropy``, Lin et al. 2017 eq. 5): the
+    element-wise ``alpha_t (1 - p_t)^gamma CE`` *summed* over the last axis,
+    with ``alpha_t = y alpha + (1 - y)(1 - alpha)`` and CE the sigmoid
+    cross-entropy from logits."""
+    y = np.asarray(y_true, np.float64)
+    x = np.asarray(logits, np.float64)
+    ce = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    prob = sigmoid64(x)
+    p_t = y * prob + (1 - y) * (1 - prob)
+    alpha_t = y * alpha + (1 - y) * (1 - alpha)
+    return np.sum(alpha_t * (1 - p_t) ** gamma * ce, axis=-1)
+
+
+def numeric_grad(fn, x, h=1e-6):
+    """Central differences of ``sum(fn(x))`` in float64."""
+    x = np.asarray(x, np.float64)
+    grad = np.zeros_like(x)
+    flat = grad.reshape(-1)
+    for i in range(x.size):
+        step = np.zeros(x.size)
+        step[i] = h
+        step = step.reshape(x.shape)
+        flat[i] = (fn(x + step).sum() - fn(x - step).sum()) / (2 * h)
+    return grad
+
+
+# --- hypothesis problems ----------------------------------------------------
+
+
+@st.composite
+def problems(draw, time_axis=None):
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    batch = draw(st.integers(1, 5))
+    classes = draw(st.integers(2, 8))
+    with_time = draw(st.booleans()) if time_axis is None else time_axis
+    shape = (batch, draw(st.integers(1, 3))) if with_time else (batch,)
+    scale = draw(st.sampled_from([0.1, 1.0, 4.0, 12.0]))
+    logits = (rng.normal(size=shape + (classes,)) * scale).astype(np.float32)
+    labels = rng.integers(0, classes, size=shape).astype(np.int64)
+    alpha = draw(st.sampled_from(["none", "scalar", "vector"]))
+    alpha = {"none": None, "scalar": 0.25, "vector": [float(a) for a in rng.uniform(0.05, 0.95, classes)]}[alpha]
+    gamma = draw(st.sampled_from(["two", "half", "vector"]))
+    gamma = {"two": 2.0, "half": 0.5, "vector": [float(g) for g in rng.uniform(0.0, 3.0, classes)]}[gamma]
+    return logits, labels, alpha, gamma
+
+
+# Gradients: float32 implementation against float64 central differences; the
+# difference is float32 rounding of O(1) terms (rtol 1e-4 leaves room for
+# the few-ulp error of exp(gamma * log(1 - p)) multiplied through the chain).
+GRAD_RTOL, GRAD_ATOL = 1e-4, 2e-6
+
+
+def check(value, grad, want, want_grad):
+    np.testing.assert_allclose(value.numpy(), want, rtol=2e-5, atol=1e-6 * max(1.0, np.abs(want).max()))
+    if want_grad is not None:
+        np.testing.assert_allclose(grad.numpy(), want_grad, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+
+
+@given(problems(), st.sampled_from([0.0, 0.2]))
+def test_sparse_matches_reference(problem, smoothing):
+    logits, labels, alpha, gamma = problem
+    loss = tfloss.SparseCategoricalFocalCrossentropy(
+        alpha=alpha, gamma=gamma, from_logits=True, label_smoothing=smoothing, reduction="none"
+    )
+    value, grad = support.value_and_grad(loss, labels, logits)
+    kw = dict(alpha=alpha, gamma=gamma, label_smoothing=smoothing)
+    want = ref_sparse_focal(labels, logits, **kw)
+    check(value, grad, want, numeric_grad(lambda z: ref_sparse_focal(labels, z, **kw), logits))
+
+
+@given(problems(), st.sampled_from([0.0, 0.1]), st.booleans())
+def test_categorical_soft_targets_match_reference(problem, smoothing, from_logits):
+    logits, labels, alpha, gamma = problem
+    soft = np.random.default_rng(labels.size).dirichlet(np.ones(logits.shape[-1]), size=labels.shape).astype(np.float32)
+    y_pred = logits if from_logits else ref.softmax(logits).astype(np.float32)
+    loss = tfloss.CategoricalFocalCrossentropy(
+        alpha=alpha, gamma=gamma, from_logits=from_logits, label_smoothing=smoothing, reduction="none"
+    )
+    value, grad = support.value_and_grad(loss, soft, y_pred)
+    kw = dict(alpha=alpha, gamma=gamma, label_smoothing=smoothing, from_logits=from_logits)
+    want = ref_softmax_focal(soft, y_pred, **kw)
+    want_grad = numeric_grad(lambda z: ref_softmax_focal(soft, z, **kw), logits) if from_logits else None
+    check(value, grad, want, want_grad)
+
+
+@given(problems(time_axis=False), st.sampled_from([0.0, 0.1]), st.sampled_from(["mean", "sum"]), st.booleans())
+def test_sigmoid_matches_reference(problem, smoothing, class_reduction, from_logits):
+    logits, labels, alpha, gamma = problem
+    multi_hot = (np.random.default_rng(labels.size).random(logits.shape) < 0.4).astype(np.float32)
+    # keep probabilities away from float32's 0 and 1 on the probability path (an input property)
+    probs = np.clip(sigmoid64(logits), 1e-3, 1 - 1e-3).astype(np.float32)
+    y_pred = logits if from_logits else probs
+    loss = tfloss.SigmoidFocalCrossentropy(
+        alpha=alpha, gamma=gamma, from_logits=from_logits, label_smoothing=smoothing,
+        class_reduction=class_reduction, reduction="none",
+    )
+    value, grad = support.value_and_grad(loss, multi_hot, y_pred)
+    kw = dict(alpha=alpha, gamma=gamma, label_smoothing=smoothing, class_reduction=class_reduction, from_logits=from_logits)
+    want = ref_sigmoid_focal(multi_hot, y_pred, **kw)
+    want_grad = numeric_grad(lambda x: ref_sigmoid_focal(multi_hot, x, **kw), logits) if from_logits else None
+    check(value, grad, want, want_grad)
+
+
+def test_sparse_ignore_class_and_label_shapes():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 4, 5)).astype(np.float32) * 3
+    labels = rng.integers(0, 5, (3, 4))
+    labels[0, :2] = -1
+    loss = tfloss.SparseCategoricalFocalCrossentropy(alpha=[0.1, 0.2, 0.3, 0.2, 0.2], gamma=1.5, from_logits=True, ignore_class=-1)
+    value = loss(labels, logits)
+    per = ref_sparse_focal(labels, logits, ignore_class=-1, alpha=[0.1, 0.2, 0.3, 0.2, 0.2], gamma=1.5)
+    np.testing.assert_allclose(value, per.sum() / (labels != -1).sum(), rtol=1e-5)
+    # (B,) and (B, 1) labels (case C2's shapes) give the same per-sample losses
+    flat = tfloss.SparseCategoricalFocalCrossentropy(from_logits=True, reduction="none")
+    y = np.array([0, 2, 1, 4])
+    np.testing.assert_array_equal(flat(y, logits[0]), flat(y[:, None], logits[0]))
+    assert flat(y[:, None], logits[0]).shape == (4,)
+
+
+# --- equalities: cross-entropy, Keras, tensorflow-addons ----------------------
+
+
+PAIRS = [
+    ("sparse", tfloss.SparseCategoricalFocalCrossentropy, tfloss.SparseCategoricalCrossentropy),
+    ("categorical", tfloss.CategoricalFocalCrossentropy, tfloss.CategoricalCrossentropy),
+    ("sigmoid", tfloss.SigmoidFocalCrossentropy, tfloss.SigmoidCrossentropy),
+]
+
+
+def _targets(kind, labels, classes):
+    return labels if kind == "sparse" else ref.one_hot(labels, classes).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind, focal, ce", PAIRS)
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_gamma_zero_no_alpha_is_exactly_crossentropy(kind, focal, ce, smoothing, from_logits):
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(16, 6)).astype(np.float32) * 4
+    if from_logits:
+        y_pred = logits
+    else:
+        y_pred = (tf.nn.sigmoid if kind == "sigmoid" else tf.nn.softmax)(logits).numpy()
+    y = _targets(kind, rng.integers(0, 6, 16), 6)
+    ours = focal(alpha=None, gamma=0.0, from_logits=from_logits, label_smoothing=smoothing, reduction="none")
+    base = ce(from_logits=from_logits, label_smoothing=smoothing, reduction="none")
+    v1, g1 = support.value_and_grad(ours, y, y_pred)
+    v2, g2 = support.value_and_grad(base, y, y_pred)
+    np.testing.assert_array_equal(v1.numpy(), v2.numpy())
+    np.testing.assert_array_equal(g1.numpy(), g2.numpy())
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("alpha, gamma", [(0.25, 2.0), ([0.1, 0.5, 0.2, 0.9, 0.3], [0.5, 1.0, 2.0, 3.0, 0.0])])
+def test_matches_keras_focal_losses(from_logits, smoothing, alpha, gamma):
+    # logits of scale 2: every probability in (1e-4, 1 - 1e-4), where Keras's
+    # clipping to [1e-7, 1 - 1e-7] does not bite
+    rng = np.random.default_rng(2)
+    logits = (rng.normal(size=(16, 5)) * 2).astype(np.float32)
+    labels = rng.integers(0, 5, 16)
+    onehot = ref.one_hot(labels, 5).astype(np.float32)
+    sw = rng.uniform(0, 2, 16).astype(np.float32)
+    softmax_pred = logits if from_logits else tf.nn.softmax(logits).numpy()
+    sigmoid_pred = logits if from_logits else tf.nn.sigmoid(logits).numpy()
+    kw = dict(alpha=alpha, gamma=gamma, from_logits=from_logits, label_smoothing=smoothing)
+    # Keras takes per-class vectors as arrays (its binary loss computes 1 - alpha)
+    kw_keras = dict(kw, alpha=np.float32(alpha), gamma=np.float32(gamma))
+    cases = [
+        (tfloss.CategoricalFocalCrossentropy(**kw), keras.losses.CategoricalFocalCrossentropy(**kw_keras), onehot, softmax_pred),
+        # Keras's alpha for the binary loss: alpha on positives, 1 - alpha on
+        # negatives, applied only with apply_class_balancing=True
+        (tfloss.SigmoidFocalCrossentropy(**kw),
+         keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, **kw_keras), onehot, sigmoid_pred),
+    ]
+    if not isinstance(alpha, list):
+        kw_none = dict(kw, alpha=None)
+        cases.append((tfloss.SigmoidFocalCrossentropy(**kw_none),
+                      keras.losses.BinaryFocalCrossentropy(**dict(kw_none, alpha=0.25)), onehot, sigmoid_pred))
+    if smoothing == 0.0:
+        cases.append((tfloss.SparseCategoricalFocalCrossentropy(**kw),
+                      keras.losses.CategoricalFocalCrossentropy(**kw_keras), (labels, onehot), softmax_pred))
+    for ours, theirs, y, y_pred in cases:
+        y_ours, y_theirs = y if isinstance(y, tuple) else (y, y)
+        v1, g1 = support.value_and_grad(lambda t, p: ours(t, p, sw), y_ours, y_pred)
+        v2, g2 = support.value_and_grad(lambda t, p: theirs(t, p, sw), y_theirs, y_pred)
+        np.testing.assert_allclose(v1, v2, rtol=1e-5, err_msg=type(ours).__name__)
+        np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-7, err_msg=type(ours).__name__)
+
+
+def test_sum_class_reduction_is_the_tensorflow_addons_formula():
+    rng = np.random.default_rng(3)
+    logits = (rng.normal(size=(12, 7)) * 5).astype(np.float32)
+    multi_hot = (rng.random((12, 7)) < 0.3).astype(np.float32)
+    loss = tfloss.SigmoidFocalCrossentropy(from_logits=True, class_reduction="sum", reduction="none")
+    np.testing.assert_allclose(loss(multi_hot, logits), tfa_sigmoid_focal(multi_hot, logits), rtol=2e-5, atol=1e-7)
+    mean = tfloss.SigmoidFocalCrossentropy(from_logits=True, reduction="none")(multi_hot, logits)
+    np.testing.assert_allclose(mean * 7, tfa_sigmoid_focal(multi_hot, logits), rtol=2e-5, atol=1e-7)
+
+
+# --- fault cases and saturated logits -------------------------------------------
+
+
+def test_case_c1_sigmoid_focal_gamma_half_saturated():
+    loss = tfloss.SigmoidFocalCrossentropy(alpha=0.25, gamma=0.5, from_logits=True, reduction="none")
+    logits = tf.constant([[-100.0, -100.0, 100.0, 100.0]])
+    labels = np.array([[0.0, 1.0, 0.0, 1.0]], np.float32)
+    elem = tfloss.SigmoidFocalCrossentropy(alpha=0.25, gamma=0.5, from_logits=True, class_reduction="sum", reduction="none")
+    value, grad = support.value_and_grad(loss, labels, logits)
+    assert np.isfinite(value.numpy()).all() and np.isfinite(grad.numpy()).all()
+    # badly classified: alpha_t * 100 * (focal factor ~1); well classified: ~0
+    np.testing.assert_allclose(value.numpy(), [(0.25 * 100 + 0.75 * 100) / 4], rtol=1e-6)
+    np.testing.assert_allclose(elem(labels, logits).numpy(), [100.0], rtol=1e-6)
+    np.testing.assert_allclose(grad.numpy(), [[0.0, -0.25 / 4, 0.75 / 4, 0.0]], atol=1e-7)
+
+
+def test_case_c5_softmax_focal_not_capped():
+    logits = tf.constant([[0.0, 100.0]])
+    onehot = np.array([[1.0, 0.0]], np.float32)
+    for alpha, want in [(0.25, 25.0), (None, 100.0)]:
+        for loss, y in [(tfloss.CategoricalFocalCrossentropy(alpha=alpha, gamma=2.0, from_logits=True), onehot),
+                        (tfloss.SparseCategoricalFocalCrossentropy(alpha=alpha, gamma=2.0, from_logits=True), np.array([0]))]:
+            value, grad = support.value_and_grad(loss, y, logits)
+            np.testing.assert_allclose(value.numpy(), want, rtol=1e-6)
+            a = 1.0 if alpha is None else alpha
+            # d/dz of a (1 - p0)^2 (-log p0) at p0 = e^-100: -a for z0, +a for z1
+            np.testing.assert_allclose(grad.numpy(), [[-a, a]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 0.9])
+def test_fractional_gamma_with_saturated_logits(gamma):
+    # 1 - p underflows in float32 (a naive (1 - p)^gamma has an infinite
+    # derivative there, giving NaN gradients); the loss and its gradient are
+    # tiny but exact
+    logits = np.array([[40.0, 0.0, -5.0], [1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]], np.float32)
+    labels = np.array([0, 0, 0])
+    sparse = tfloss.SparseCategoricalFocalCrossentropy(alpha=None, gamma=gamma, from_logits=True, reduction="none")
+    cat = tfloss.CategoricalFocalCrossentropy(alpha=None, gamma=gamma, from_logits=True, reduction="none")
+    sig = tfloss.SigmoidFocalCrossentropy(alpha=None, gamma=gamma, from_logits=True, reduction="none")
+    for loss, y in [(sparse, labels), (cat, ref.one_hot(labels, 3)), (sig, ref.one_hot(labels, 3))]:
+        value, grad = support.value_and_grad(loss, y, logits)
+        assert np.isfinite(value.numpy()).all() and np.isfinite(grad.numpy()).all(), type(loss).__name__
+        _, xla_grad = support.xla_value_and_grad(loss, y, logits)
+        assert np.isfinite(xla_grad.numpy()).all()
+    # against float64 (central differences): on the saturated rows the true
+    # values are below 1e-20, and match to that absolute level
+    kw = dict(alpha=None, gamma=gamma)
+    value, grad = support.value_and_grad(sparse, labels, logits)
+    np.testing.assert_allclose(value.numpy(), ref_sparse_focal(labels, logits, **kw), rtol=1e-5, atol=1e-20)
+    want_grad = numeric_grad(lambda z: ref_sparse_focal(labels[:1], z, **kw), logits[:1], h=1e-3)
+    np.testing.assert_allclose(grad.numpy()[:1], want_grad, atol=1e-20)
+    # nearly saturated (1 - p = 6e-6): (1 - p)^(gamma - 1) is large, the gradient is not
+    near = np.array([[12.0, 0.0, 0.0]], np.float32)
+    value, grad = support.value_and_grad(sparse, labels[:1], near)
+    # rtol 2e-2: the cross-entropy factor -log p = 6e-6 comes from float32
+    # log_softmax (as in SparseCategoricalCrossentropy, which gamma=0 must equal
+    # exactly), whose log(1 + 6e-6) is resolved to ~1% (float32 ulp of 1 is 1.2e-7)
+    np.testing.assert_allclose(value.numpy(), ref_sparse_focal(labels[:1], near, **kw), rtol=2e-2)
+    want_grad = numeric_grad(lambda z: ref_sparse_focal(labels[:1], z, **kw), near, h=1e-4)
+    np.testing.assert_allclose(grad.numpy(), want_grad, rtol=2e-2, atol=1e-12)
+    # the badly classified row keeps its full cross-entropy (no cap)
+    np.testing.assert_allclose(value_and_row(sparse, labels[2:], logits[2:]), [2e4], rtol=1e-6)
+
+
+def value_and_row(loss, labels, logits):
+    return loss(labels, logits).numpy()
+
+
+def test_case_c4_multi_hot_rejected_naming_sigmoid_focal():
+    multi_hot = np.array([[1.0, 0.0, 1.0, 0.0]], np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="SigmoidFocalCrossentropy") as err:
+        tfloss.CategoricalFocalCrossentropy(from_logits=True)(multi_hot, np.zeros((1, 4), np.float32))
+    assert "sum to 1" in str(err.value)
+    # the same targets are fine for the sigmoid focal loss
+    assert np.isfinite(tfloss.SigmoidFocalCrossentropy(from_logits=True)(multi_hot, np.zeros((1, 4), np.float32)))
+
+
+ALL = [
+    ("sparse", lambda: tfloss.SparseCategoricalFocalCrossentropy(alpha=[0.1, 0.2, 0.3, 0.4], gamma=0.5, from_logits=True, label_smoothing=0.1)),
+    ("sparse_plain", lambda: tfloss.SparseCategoricalFocalCrossentropy(gamma=[0.5, 1.0, 2.0, 2.0], from_logits=True, ignore_class=3)),
+    ("categorical", lambda: tfloss.CategoricalFocalCrossentropy(alpha=[1.0, 2.0, 0.5, 0.5], gamma=0.5, from_logits=True, label_smoothing=0.1)),
+    ("sigmoid", lambda: tfloss.SigmoidFocalCrossentropy(alpha=[0.2, 0.8, 0.5, 0.5], gamma=0.5, from_logits=True, label_smoothing=0.1)),
+]
+
+
+def _labels_for(kind, labels):
+    return labels if kind.startswith("sparse") else ref.one_hot(labels, 4).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind, make", ALL)
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_extreme_logits_finite_in_every_dtype(kind, make, dtype):
+    logits = tf.cast(tf.constant([[1e4, -1e4, 0.0, 5.0], [-1e4, -1e4, -1e4, 1e4], [0.0, 0.0, 0.0, 0.0]]), dtype)
+    labels = np.array([1, 3, 2])
+    value, grad = support.value_and_grad(make(), _labels_for(kind, labels), logits)
+    assert np.isfinite(value.numpy()) and np.isfinite(tf.cast(grad, tf.float32).numpy()).all()
+    fn = {"sparse": tfloss.ops.sparse_categorical_focal_crossentropy, "categorical": tfloss.ops.categorical_focal_crossentropy,
+          "sigmoid": tfloss.ops.sigmoid_focal_crossentropy}[kind.split("_")[0]]
+    v, g = support.value_and_grad(lambda y, p: tf.reduce_sum(fn(y, p, gamma=0.5, from_logits=True)), _labels_for(kind, labels), logits)
+    assert v.dtype == dtype
+    assert np.isfinite(tf.cast(v, tf.float32).numpy()) and np.isfinite(tf.cast(g, tf.float32).numpy()).all()
+
+
+@pytest.mark.parametrize("kind, make", ALL)
+@pytest.mark.parametrize("dtype, rtol", [("float16", 3e-3), ("bfloat16", 3e-2)])
+def test_half_precision_close_to_float32(kind, make, dtype, rtol):
+    # tolerance: the inputs themselves are rounded to float16 (11-bit) or
+    # bfloat16 (8-bit) mantissas, and the focal factor amplifies a logit's
+    # relative error by up to gamma
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(32, 4)).astype(np.float32) * 3
+    labels = _labels_for(kind, rng.integers(0, 3, 32))
+    full = make()(labels, logits)
+    half = make()(labels, tf.cast(logits, dtype))
+    np.testing.assert_allclose(half, full, rtol=rtol)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_fit(policy):
+    if _keras.IS_KERAS_3:
+        keras.config.set_dtype_policy(policy)
+    else:
+        keras.mixed_precision.set_global_policy(policy)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(64, 8)).astype(np.float32)
+    y = rng.integers(0, 5, 64)
+    for loss, target in [
+        (tfloss.SparseCategoricalFocalCrossentropy(gamma=0.5, from_logits=True), y),
+        (tfloss.SigmoidFocalCrossentropy(alpha=[0.5] * 5, from_logits=True), ref.one_hot(y, 5)),
+    ]:
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(5)])
+        model.compile(optimizer="sgd", loss=loss)
+        hist = model.fit(x, target, epochs=1, batch_size=32, verbose=0)
+        assert np.isfinite(hist.history["loss"]).all()
+    out = model.predict(x[:4], verbose=0)
+    assert out.dtype != np.float32  # really ran in half precision
+    got = tfloss.SigmoidFocalCrossentropy(from_logits=True, reduction="none")(ref.one_hot(y[:4], 5), out)
+    np.testing.assert_allclose(got, ref_sigmoid_focal(ref.one_hot(y[:4], 5), out.astype(np.float64)), rtol=1e-5)
+
+
+# --- XLA, distribution ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, make", ALL)
+def test_xla_value_and_gradient(kind, make):
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(6, 4)).astype(np.float32) * 3
+    labels = _labels_for(kind, rng.integers(0, 4, 6))
+    support.assert_xla_matches_eager(make(), labels, logits)
+
+
+def test_xla_time_axis_and_probability_path():
+    rng = np.random.default_rng(8)
+    logits = rng.normal(size=(3, 5, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, (3, 5))
+    support.assert_xla_matches_eager(tfloss.SparseCategoricalFocalCrossentropy(from_logits=True), labels, logits)
+    probs = tf.nn.softmax(logits).numpy()
+    support.assert_xla_matches_eager(tfloss.SparseCategoricalFocalCrossentropy(label_smoothing=0.1), labels, probs)
+    support.assert_xla_matches_eager(tfloss.CategoricalFocalCrossentropy(), ref.one_hot(labels, 4), probs)
+
+
+def test_distributed_fit_equals_single_device(two_replica_strategy):
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(32, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    init = rng.normal(size=(5, 3)).astype(np.float32)
+
+    def build():
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, use_bias=False)])
+        model.layers[-1].set_weights([init])
+        model.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=tfloss.SparseCategoricalFocalCrossentropy(alpha=[0.2, 0.3, 0.5], gamma=1.5, from_logits=True))
+        return model
+
+    single = build()
+    h1 = single.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    with two_replica_strategy.scope():
+        multi = build()
+    h2 = multi.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(multi.layers[-1].get_weights()[0], single.layers[-1].get_weights()[0], rtol=1e-5, atol=1e-6)
+
+
+# --- serialization (case C3) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, make", ALL)
+def test_config_roundtrip(kind, make):
+    clone = support.assert_config_roundtrip(make())
+    config = clone.get_config()
+    assert isinstance(config["gamma"], (float, list)) and config["from_logits"] is True
+    if isinstance(make().alpha, list):
+        assert isinstance(config["alpha"], list) and len(config["alpha"]) == 4
+
+
+def test_defaults_follow_keras():
+    for cls in (tfloss.SparseCategoricalFocalCrossentropy, tfloss.CategoricalFocalCrossentropy, tfloss.SigmoidFocalCrossentropy):
+        config = cls().get_config()
+        assert (config["alpha"], config["gamma"], config["from_logits"]) == (0.25, 2.0, False)
+    assert tfloss.SigmoidFocalCrossentropy().get_config()["class_reduction"] == "mean"
+    assert tfloss.get({"class_name": "SigmoidFocalCrossentropy", "config": {"alpha": None}}).alpha is None
+    assert isinstance(tfloss.get("sparse_categorical_focal_crossentropy"), tfloss.SparseCategoricalFocalCrossentropy)
+
+
+def test_case_c3_fresh_process_save_and_load(tmp_path):
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(48, 5)).astype(np.float32)
+    y = rng.integers(0, 2, 48)
+    prior_model = keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(3, bias_initializer=tfloss.prior_bias_initializer(0.01)),
+    ])
+    cases = [
+        dict(name="c3_categorical", x=x, y=ref.one_hot(y, 2).astype(np.float32), units=2,
+             loss=tfloss.CategoricalFocalCrossentropy(alpha=[0.2, 0.8], gamma=[1.0, 2.0], from_logits=True)),
+        dict(name="c3_sigmoid", x=x, y=ref.one_hot(y, 2).astype(np.float32), units=2, activation="sigmoid",
+             loss=tfloss.SigmoidFocalCrossentropy(alpha=[0.2, 0.8], label_smoothing=0.05, class_reduction="sum")),
+        dict(name="sparse_prior", x=x, y=y, model=prior_model,
+             loss=tfloss.SparseCategoricalFocalCrossentropy(alpha=[0.2, 0.8, 1.0], gamma=0.5, from_logits=True, ignore_class=2)),
+    ]
+    got = support.fresh_process_roundtrip(cases, tmp_path)
+    for path, item in got.items():
+        if os.path.basename(path).startswith("c3_"):
+            assert item["loss_config"]["alpha"] == [0.2, 0.8], path
+
+
+# --- argument errors -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: tfloss.SigmoidFocalCrossentropy(alpha=1.5), r"alpha entries must be finite and \[0.0, 1.0\]"),
+        (lambda: tfloss.SigmoidFocalCrossentropy(alpha=[0.2, -0.1]), r"alpha entries must be finite and \[0.0, 1.0\]"),
+        (lambda: tfloss.CategoricalFocalCrossentropy(alpha=-0.5), "alpha entries must be finite and >= 0"),
+        (lambda: tfloss.SparseCategoricalFocalCrossentropy(gamma=-1.0), "gamma entries must be finite and >= 0"),
+        (lambda: tfloss.SigmoidFocalCrossentropy(gamma=[2.0, -0.5]), "gamma entries must be finite and >= 0"),
+        (lambda: tfloss.CategoricalFocalCrossentropy(gamma=None), "gamma must be a number >= 0"),
+        (lambda: tfloss.CategoricalFocalCrossentropy(alpha=[[0.5]]), "alpha must be a scalar or a 1-D list"),
+        (lambda: tfloss.SigmoidFocalCrossentropy(class_reduction="max"), "class_reduction must be one of"),
+        (lambda: tfloss.SparseCategoricalFocalCrossentropy(ignore_class=0.5), "ignore_class must be an int"),
+        (lambda: tfloss.SparseCategoricalFocalCrossentropy(label_smoothing=1.0), "label_smoothing must be"),
+    ],
+)
+def test_constructor_errors_name_the_argument(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_per_class_vectors_of_wrong_length_fail_at_call():
+    logits = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="alpha has 2 entries but y_pred has 3 classes"):
+        tfloss.SparseCategoricalFocalCrossentropy(alpha=[0.2, 0.8])(np.array([0, 1]), logits)
+    with pytest.raises(ValueError, match="alpha has 2 entries but y_pred has 3 classes"):
+        tfloss.CategoricalFocalCrossentropy(alpha=[0.2, 0.8])(ref.one_hot([0, 1], 3), logits)
+    with pytest.raises(ValueError, match="gamma has 4 entries but y_pred has 3 classes"):
+        tfloss.SigmoidFocalCrossentropy(gamma=[1.0, 1.0, 1.0, 1.0])(np.zeros((2, 3)), logits)
+    with pytest.raises(ValueError, match="alpha must have one entry per class"):
+        tfloss.ops.sigmoid_focal_crossentropy(np.zeros((2, 3)), logits, alpha=[0.5, 0.5])
