@@ -536,3 +536,13 @@ def test_per_class_vectors_of_wrong_length_fail_at_call():
         tfloss.SigmoidFocalCrossentropy(gamma=[1.0, 1.0, 1.0, 1.0])(np.zeros((2, 3)), logits)
     with pytest.raises(ValueError, match="alpha must have one entry per class"):
         tfloss.ops.sigmoid_focal_crossentropy(np.zeros((2, 3)), logits, alpha=[0.5, 0.5])
+
+
+def test_out_of_range_labels_raise_on_cpu_and_are_nan_under_xla():
+    logits = tf.zeros((3, 4))
+    for smoothing in (0.0, 0.1):
+        loss = tfloss.SparseCategoricalFocalCrossentropy(from_logits=True, label_smoothing=smoothing, reduction="none")
+        with pytest.raises(tf.errors.InvalidArgumentError, match="y_true: every sparse label"):
+            loss(np.array([0, 1, 4]), logits)
+        values = tf.function(loss, jit_compile=True)(tf.constant([0, 1, 4]), logits).numpy()
+        assert np.isfinite(values[:2]).all() and np.isnan(values[2])
