@@ -1,17 +1,23 @@
 """Focal losses (Lin et al. 2017, "Focal Loss for Dense Object Detection",
 arXiv:1708.02002): cross-entropy terms scaled by ``alpha_t (1 - p_t)^gamma``.
 
-Everything is computed from log-probabilities. The focal factor is
-``exp(gamma * log(1 - p_t))`` with ``log(1 - p_t)`` taken directly from the
-logits, so it is exact where ``1 - p_t`` underflows, finite for gamma in (0, 1)
-(the power ``(1 - p)^gamma`` has an infinite derivative at ``p = 1``; its log
-form has the bounded derivative ``gamma d log(1 - p)``) and never capped by a
-clip of ``p``. Only ``from_logits=False`` clips probabilities, as Keras does.
+Everything is computed from the logits without cancellation: ``1 - p_t`` is
+never formed by subtracting ``p_t`` from 1 (which is 0 in float32 once
+``p_t > 1 - 6e-8``). The sigmoid losses take ``log(1 - p_t)`` from
+log-sigmoids and the focal factor as ``exp(gamma * log(1 - p_t))``; the sparse
+loss takes ``log(1 - p_y)`` as a log-sum-exp of the other classes' logits;
+the categorical loss takes ``1 - p_c`` of the top class as the sum of the other
+classes' probabilities. So the factor is exact where ``1 - p_t`` is tiny,
+gradients stay finite for gamma in (0, 1) (the derivative of ``(1 - p)^gamma``
+is infinite at ``1 - p = 0``, which these forms never reach), and the loss is
+never capped by a clip of ``p``. Only ``from_logits=False`` clips
+probabilities, as Keras does.
 
 Shapes as in ``tfloss.ops.crossentropy``: ``y_pred`` (..., C); sparse labels
 (...) or (..., 1); targets (..., C). Each function returns one loss per row.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from tfloss.ops import _common
@@ -39,39 +45,37 @@ def _focal_factor(log_not_p, gamma):
     return tf.exp(gamma * log_not_p)
 
 
-def softmax_log_terms(y_pred, from_logits):
-    """``(log p, log(1 - p))`` for every class of a softmax over the last axis.
+def softmax_terms(y_pred, from_logits):
+    """``(log p, 1 - p)`` for every class of a softmax over the last axis.
 
-    From logits, ``log(1 - p_c)`` for every class but the row's largest logit
-    is ``log1p(-p_c)`` with ``p_c <= 1/2``, free of cancellation. For the
-    largest class c*, ``1 - p_c* = sigmoid(L)`` with ``L = logsumexp_{j != c*} z_j
-    - z_c*``, the log-sum-exp of the other logits taken with z_c* replaced by a
-    large negative finite number; exact even where ``1 - p_c*`` underflows.
+    From logits, ``1 - p_c`` for every class but the row's top class is
+    ``1 - p_c`` with ``p_c <= 1/2``, free of cancellation. For the top class c*
+    it is the sum of the other classes' probabilities (never ``1 - p_c*``,
+    which rounds to 0 as soon as ``p_c* > 1 - 6e-8`` in float32). That sum is
+    floored at the dtype's smallest normal number: below it ``-log p_c* =
+    log1p(sum)`` is 0 in the same precision, so the loss term and its gradient
+    are 0 either way, and the floor keeps ``(1 - p)^gamma`` differentiable
+    for gamma in (0, 1).
     """
     if not from_logits:
         probs = y_pred / tf.reduce_sum(y_pred, axis=-1, keepdims=True)
         probs = tf.clip_by_value(probs, EPSILON, 1.0 - EPSILON)
-        return tf.math.log(probs), tf.math.log1p(-probs)
+        return tf.math.log(probs), 1.0 - probs
     log_p = tf.nn.log_softmax(y_pred, axis=-1)
+    probs = tf.exp(log_p)
     is_top = tf.one_hot(tf.argmax(y_pred, axis=-1), num_classes_of(y_pred), on_value=True, off_value=False)
-    # Gather z_c* (not reduce_max, whose gradient splits between tied maxima).
-    top = tf.reduce_sum(tf.where(is_top, y_pred, tf.zeros_like(y_pred)), axis=-1, keepdims=True)
-    others = tf.reduce_logsumexp(tf.where(is_top, tf.fill(tf.shape(y_pred), tf.cast(MASKED, y_pred.dtype)), y_pred),
-                                 axis=-1, keepdims=True)
-    log_not_top = tf.math.log_sigmoid(others - top)
-    # The non-top branch sees a harmless stand-in at c*, so its log1p(-1) never
-    # reaches the gradient through tf.where.
-    safe_log_p = tf.where(is_top, tf.fill(tf.shape(log_p), tf.cast(-1.0, log_p.dtype)), log_p)
-    log_not_rest = tf.math.log1p(-tf.exp(safe_log_p))
-    return log_p, tf.where(is_top, tf.broadcast_to(log_not_top, tf.shape(log_p)), log_not_rest)
+    others = tf.where(is_top, tf.zeros_like(probs), probs)
+    tiny = tf.constant(np.finfo(probs.dtype.as_numpy_dtype).tiny, probs.dtype)
+    rest = tf.maximum(tf.reduce_sum(others, axis=-1, keepdims=True), tiny)
+    return log_p, tf.where(is_top, tf.broadcast_to(rest, tf.shape(probs)), 1.0 - others)
 
 
 def _label_log_not_p(y_pred, labels, from_logits):
     """``log(1 - p_y)`` for the label class only: ``log_sigmoid(logsumexp_{j != y} z_j - z_y)``."""
     if not from_logits:
-        _, log_not_p = softmax_log_terms(y_pred, False)
+        _, not_p = softmax_terms(y_pred, False)
         rank = labels.shape.rank
-        return tf.gather(log_not_p, labels, axis=rank, batch_dims=rank)
+        return tf.math.log(tf.gather(not_p, labels, axis=rank, batch_dims=rank))
     is_label = tf.one_hot(labels, num_classes_of(y_pred), on_value=True, off_value=False)
     masked = tf.where(is_label, tf.fill(tf.shape(y_pred), tf.cast(MASKED, y_pred.dtype)), y_pred)
     z_y = tf.reduce_sum(tf.where(is_label, y_pred, tf.zeros_like(y_pred)), axis=-1)
@@ -125,8 +129,8 @@ def sparse_categorical_focal_crossentropy(
         return vector if vector.shape.rank == 0 else tf.gather(vector, safe)
 
     if label_smoothing:
-        log_p, log_not_p = softmax_log_terms(y_pred, from_logits)
-        weighted = -log_p * _focal_factor(log_not_p, gamma)
+        log_p, not_p = softmax_terms(y_pred, from_logits)
+        weighted = -log_p * tf.pow(not_p, gamma)
         if alpha is not None:
             weighted = weighted * alpha
         label_term = tf.gather(weighted, safe, axis=rank, batch_dims=rank)
@@ -168,9 +172,9 @@ def categorical_focal_crossentropy(
     _common.check_distribution_rows(targets, "a categorical (softmax) focal loss")
     num_classes = num_classes_of(y_pred)
     targets = _common.smooth_one_hot_targets(targets, label_smoothing, num_classes)
-    log_p, log_not_p = softmax_log_terms(y_pred, from_logits)
+    log_p, not_p = softmax_terms(y_pred, from_logits)
     gamma = _vector(gamma, y_pred.shape[-1], y_pred.dtype, "gamma")
-    terms = targets * log_p * _focal_factor(log_not_p, gamma)
+    terms = targets * log_p * tf.pow(not_p, gamma)
     alpha = _vector(alpha, y_pred.shape[-1], y_pred.dtype, "alpha")
     if alpha is not None:
         terms = terms * alpha
