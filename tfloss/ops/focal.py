@@ -3,8 +3,8 @@ arXiv:1708.02002): cross-entropy terms scaled by ``alpha_t (1 - p_t)^gamma``.
 
 Everything is computed from the logits without cancellation: ``1 - p_t`` is
 never formed by subtracting ``p_t`` from 1 (which is 0 in float32 once
-``p_t > 1 - 6e-8``). The sigmoid losses take ``log(1 - p_t)`` from
-log-sigmoids and the focal factor as ``exp(gamma * log(1 - p_t))``; the sparse
+``p_t > 1 - 6e-8``). The sigmoid loss takes ``1 - p_t`` from
+log-sigmoids (``sigmoid(-x)``, not ``1 - sigmoid(x)``); the sparse
 loss takes ``log(1 - p_y)`` as a log-sum-exp of the other classes' logits;
 the categorical loss takes ``1 - p_c`` of the top class as the sum of the other
 classes' probabilities. So the factor is exact where ``1 - p_t`` is tiny,
@@ -28,16 +28,11 @@ from tfloss.ops.crossentropy import log_probabilities
 from tfloss.ops.crossentropy import num_classes_of
 from tfloss.ops.crossentropy import sigmoid_log_terms
 
-# Stands in for log(0) where a logit or weight must be left out of a
+# Stands in for log(0) where a logit must be left out of a
 # log-sum-exp: finite, so that no gradient ever meets inf - inf or 0 * inf.
 MASKED = -1e30
 
 CLASS_REDUCTIONS = ("mean", "sum")
-
-
-def _logaddexp(u, v):
-    """``log(exp(u) + exp(v))`` element-wise, with finite gradients for finite inputs."""
-    return tf.maximum(u, v) + tf.nn.softplus(-tf.abs(u - v))
 
 
 def _focal_factor(log_not_p, gamma):
@@ -198,8 +193,8 @@ def sigmoid_focal_crossentropy(
     targets smoothed towards 1/2 as ``z (1 - eps) + eps / 2``. The same
     definition as Keras's ``binary_focal_crossentropy`` and tensorflow-addons'
     ``sigmoid_focal_crossentropy``, soft targets included.
-    ``log(1 - p_t) = log(z sigmoid(-x) + (1 - z) sigmoid(x))`` is a log-sum-exp of
-    log-sigmoids (a zero weight enters as a large negative log, not -inf).
+    ``1 - p_t = z sigmoid(-x) + (1 - z) sigmoid(x)``, with each sigmoid from
+    its log-sigmoid: exact where ``1 - p_t`` is tiny.
 
     Args:
       alpha: None (no balancing), a scalar in [0, 1] or C values in [0, 1]:
@@ -216,13 +211,15 @@ def sigmoid_focal_crossentropy(
         targets = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
     log_p, log_not_p = sigmoid_log_terms(y_pred, from_logits)
     bce = -(targets * log_p + (1.0 - targets) * log_not_p)
-    masked = tf.cast(MASKED, y_pred.dtype)
-    log_z = tf.where(targets > 0, tf.math.log(tf.where(targets > 0, targets, tf.ones_like(targets))), masked)
-    log_1mz = tf.where(targets < 1, tf.math.log1p(-tf.where(targets < 1, targets, tf.zeros_like(targets))), masked)
-    log_not_pt = _logaddexp(log_z + log_not_p, log_1mz + log_p)
+    # 1 - p_t = z (1 - p) + (1 - z) p: a sum of non-negative terms, with
+    # 1 - p = exp(log(1 - p)) taken from the logits, never 1 minus p. It is
+    # floored at the smallest normal number, below which the BCE it multiplies
+    # (about the same size) is 0 in the same precision.
+    tiny = tf.constant(np.finfo(y_pred.dtype.as_numpy_dtype).tiny, y_pred.dtype)
+    not_pt = tf.maximum(targets * tf.exp(log_not_p) + (1.0 - targets) * tf.exp(log_p), tiny)
     num_outputs = y_pred.shape[axis] if y_pred.shape.rank > 1 else None
     gamma = _vector(gamma, num_outputs, y_pred.dtype, "gamma")
-    loss = bce * _focal_factor(log_not_pt, gamma)
+    loss = bce * tf.pow(not_pt, gamma)
     if alpha is not None:
         alpha = _vector(alpha, num_outputs, y_pred.dtype, "alpha")
         loss = loss * (targets * alpha + (1.0 - targets) * (1.0 - alpha))
