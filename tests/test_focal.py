@@ -1,8 +1,7 @@
-"""Focal-loss family: values and gradients against float64 NumPy, Keras's focal
-losses, the tensorflow-addons formula, XLA, serialization, precision, saturated
-logits, the fault cases C1, C3, C4, C5 and argument errors."""
-
-import os
+"""Focal-loss family, the math: values and gradients against float64 NumPy,
+Keras's focal losses and the tensorflow-addons formula; saturated logits, the
+fault cases C1, C4, C5 and argument errors. (Precision, XLA, distribution and
+serialization: test_focal_keras.py.)"""
 
 import numpy as np
 import pytest
@@ -12,94 +11,16 @@ from hypothesis import strategies as st
 
 import reference as ref
 import support
+from reference_focal import numeric_grad
+from reference_focal import ref_sigmoid_focal
+from reference_focal import ref_softmax_focal
+from reference_focal import ref_sparse_focal
+from reference_focal import sigmoid64
+from reference_focal import tfa_sigmoid_focal
 import tfloss
 from tfloss import _keras
 
 keras = _keras.keras
-
-
-# --- float64 NumPy references ------------------------------------------------
-# Written as the papers state them: probabilities and powers, in float64. The
-# implementation works in log space; these do not.
-
-
-def sigmoid64(x):
-    x = np.asarray(x, np.float64)
-    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
-
-
-def ref_sigmoid_focal(z, x, alpha=0.25, gamma=2.0, label_smoothing=0.0, class_reduction="mean", from_logits=True):
-    """Lin et al. 2017 eq. 5 per output: alpha_t (1 - p_t)^gamma BCE, p_t = z p + (1 - z)(1 - p)."""
-    z = np.asarray(z, np.float64) * (1 - label_smoothing) + 0.5 * label_smoothing
-    x = np.asarray(x, np.float64)
-    if from_logits:
-        p, not_p = sigmoid64(x), sigmoid64(-x)
-        log_p, log_not_p = -np.logaddexp(0, -x), -np.logaddexp(0, x)
-    else:
-        p = np.clip(x, 1e-7, 1 - 1e-7)
-        not_p = 1 - p
-        log_p, log_not_p = np.log(p), np.log(not_p)
-    bce = -(z * log_p + (1 - z) * log_not_p)
-    one_minus_pt = z * not_p + (1 - z) * p
-    a = 1.0 if alpha is None else z * np.asarray(alpha) + (1 - z) * (1 - np.asarray(alpha))
-    elem = a * one_minus_pt ** np.asarray(gamma, np.float64) * bce
-    return elem.mean(-1) if class_reduction == "mean" else elem.sum(-1)
-
-
-def ref_softmax_focal(q, y_pred, alpha=0.25, gamma=2.0, label_smoothing=0.0, from_logits=True):
-    """-sum_c alpha_c q_c (1 - p_c)^gamma_c log p_c, with 1 - p_c summed from the
-    other classes' probabilities (no subtraction from 1)."""
-    q = np.asarray(q, np.float64)
-    c = q.shape[-1]
-    q = q * (1 - label_smoothing) + label_smoothing / c
-    if from_logits:
-        log_p = ref.log_softmax(y_pred)
-        p = np.exp(log_p)
-        not_p = p.sum(-1, keepdims=True) - p
-        others = [np.delete(p, k, axis=-1).sum(-1) for k in range(c)]
-        not_p = np.stack(others, -1)
-    else:
-        p = np.asarray(y_pred, np.float64)
-        p = np.clip(p / p.sum(-1, keepdims=True), 1e-7, 1 - 1e-7)
-        log_p, not_p = np.log(p), 1 - p
-    a = 1.0 if alpha is None else np.asarray(alpha, np.float64)
-    return -(a * q * not_p ** np.asarray(gamma, np.float64) * log_p).sum(-1)
-
-
-def ref_sparse_focal(labels, y_pred, ignore_class=None, **kw):
-    labels = np.asarray(labels)
-    c = np.asarray(y_pred).shape[-1]
-    valid = np.ones(labels.shape, bool) if ignore_class is None else labels != ignore_class
-    loss = ref_softmax_focal(ref.one_hot(np.where(valid, labels, 0), c), y_pred, **kw)
-    return np.where(valid, loss, 0.0)
-
-
-def tfa_sigmoid_focal(y_true, logits, alpha=0.25, gamma=2.0):
-    """The tensorflow-addons convention, re-derived from its documentation
-    (``tfa.losses.SigmoidFocalCrossEntropy``, Lin et al. 2017 eq. 5): the
-    element-wise ``alpha_t (1 - p_t)^gamma CE`` *summed* over the last axis,
-    with ``alpha_t = y alpha + (1 - y)(1 - alpha)`` and CE the sigmoid
-    cross-entropy from logits."""
-    y = np.asarray(y_true, np.float64)
-    x = np.asarray(logits, np.float64)
-    ce = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
-    prob = sigmoid64(x)
-    p_t = y * prob + (1 - y) * (1 - prob)
-    alpha_t = y * alpha + (1 - y) * (1 - alpha)
-    return np.sum(alpha_t * (1 - p_t) ** gamma * ce, axis=-1)
-
-
-def numeric_grad(fn, x, h=1e-6):
-    """Central differences of ``sum(fn(x))`` in float64."""
-    x = np.asarray(x, np.float64)
-    grad = np.zeros_like(x)
-    flat = grad.reshape(-1)
-    for i in range(x.size):
-        step = np.zeros(x.size)
-        step[i] = h
-        step = step.reshape(x.shape)
-        flat[i] = (fn(x + step).sum() - fn(x - step).sum()) / (2 * h)
-    return grad
 
 
 # --- hypothesis problems ----------------------------------------------------
@@ -352,155 +273,6 @@ def test_case_c4_multi_hot_rejected_naming_sigmoid_focal():
     assert "sum to 1" in str(err.value)
     # the same targets are fine for the sigmoid focal loss
     assert np.isfinite(tfloss.SigmoidFocalCrossentropy(from_logits=True)(multi_hot, np.zeros((1, 4), np.float32)))
-
-
-ALL = [
-    ("sparse", lambda: tfloss.SparseCategoricalFocalCrossentropy(alpha=[0.1, 0.2, 0.3, 0.4], gamma=0.5, from_logits=True, label_smoothing=0.1)),
-    ("sparse_plain", lambda: tfloss.SparseCategoricalFocalCrossentropy(gamma=[0.5, 1.0, 2.0, 2.0], from_logits=True, ignore_class=3)),
-    ("categorical", lambda: tfloss.CategoricalFocalCrossentropy(alpha=[1.0, 2.0, 0.5, 0.5], gamma=0.5, from_logits=True, label_smoothing=0.1)),
-    ("sigmoid", lambda: tfloss.SigmoidFocalCrossentropy(alpha=[0.2, 0.8, 0.5, 0.5], gamma=0.5, from_logits=True, label_smoothing=0.1)),
-]
-
-
-def _labels_for(kind, labels):
-    return labels if kind.startswith("sparse") else ref.one_hot(labels, 4).astype(np.float32)
-
-
-@pytest.mark.parametrize("kind, make", ALL)
-@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
-def test_extreme_logits_finite_in_every_dtype(kind, make, dtype):
-    logits = tf.cast(tf.constant([[1e4, -1e4, 0.0, 5.0], [-1e4, -1e4, -1e4, 1e4], [0.0, 0.0, 0.0, 0.0]]), dtype)
-    labels = np.array([1, 3, 2])
-    value, grad = support.value_and_grad(make(), _labels_for(kind, labels), logits)
-    assert np.isfinite(value.numpy()) and np.isfinite(tf.cast(grad, tf.float32).numpy()).all()
-    fn = {"sparse": tfloss.ops.sparse_categorical_focal_crossentropy, "categorical": tfloss.ops.categorical_focal_crossentropy,
-          "sigmoid": tfloss.ops.sigmoid_focal_crossentropy}[kind.split("_")[0]]
-    v, g = support.value_and_grad(lambda y, p: tf.reduce_sum(fn(y, p, gamma=0.5, from_logits=True)), _labels_for(kind, labels), logits)
-    assert v.dtype == dtype
-    assert np.isfinite(tf.cast(v, tf.float32).numpy()) and np.isfinite(tf.cast(g, tf.float32).numpy()).all()
-
-
-@pytest.mark.parametrize("kind, make", ALL)
-@pytest.mark.parametrize("dtype, rtol", [("float16", 3e-3), ("bfloat16", 3e-2)])
-def test_half_precision_close_to_float32(kind, make, dtype, rtol):
-    # tolerance: the inputs themselves are rounded to float16 (11-bit) or
-    # bfloat16 (8-bit) mantissas, and the focal factor amplifies a logit's
-    # relative error by up to gamma
-    rng = np.random.default_rng(5)
-    logits = rng.normal(size=(32, 4)).astype(np.float32) * 3
-    labels = _labels_for(kind, rng.integers(0, 3, 32))
-    full = make()(labels, logits)
-    half = make()(labels, tf.cast(logits, dtype))
-    np.testing.assert_allclose(half, full, rtol=rtol)
-
-
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_fit(policy):
-    if _keras.IS_KERAS_3:
-        keras.config.set_dtype_policy(policy)
-    else:
-        keras.mixed_precision.set_global_policy(policy)
-    rng = np.random.default_rng(6)
-    x = rng.normal(size=(64, 8)).astype(np.float32)
-    y = rng.integers(0, 5, 64)
-    for loss, target in [
-        (tfloss.SparseCategoricalFocalCrossentropy(gamma=0.5, from_logits=True), y),
-        (tfloss.SigmoidFocalCrossentropy(alpha=[0.5] * 5, from_logits=True), ref.one_hot(y, 5)),
-    ]:
-        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(5)])
-        model.compile(optimizer="sgd", loss=loss)
-        hist = model.fit(x, target, epochs=1, batch_size=32, verbose=0)
-        assert np.isfinite(hist.history["loss"]).all()
-    out = model.predict(x[:4], verbose=0)
-    assert out.dtype != np.float32  # really ran in half precision
-    got = tfloss.SigmoidFocalCrossentropy(from_logits=True, reduction="none")(ref.one_hot(y[:4], 5), out)
-    np.testing.assert_allclose(got, ref_sigmoid_focal(ref.one_hot(y[:4], 5), out.astype(np.float64)), rtol=1e-5)
-
-
-# --- XLA, distribution ---------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind, make", ALL)
-def test_xla_value_and_gradient(kind, make):
-    rng = np.random.default_rng(7)
-    logits = rng.normal(size=(6, 4)).astype(np.float32) * 3
-    labels = _labels_for(kind, rng.integers(0, 4, 6))
-    support.assert_xla_matches_eager(make(), labels, logits)
-
-
-def test_xla_time_axis_and_probability_path():
-    rng = np.random.default_rng(8)
-    logits = rng.normal(size=(3, 5, 4)).astype(np.float32)
-    labels = rng.integers(0, 4, (3, 5))
-    support.assert_xla_matches_eager(tfloss.SparseCategoricalFocalCrossentropy(from_logits=True), labels, logits)
-    probs = tf.nn.softmax(logits).numpy()
-    support.assert_xla_matches_eager(tfloss.SparseCategoricalFocalCrossentropy(label_smoothing=0.1), labels, probs)
-    support.assert_xla_matches_eager(tfloss.CategoricalFocalCrossentropy(), ref.one_hot(labels, 4), probs)
-
-
-def test_distributed_fit_equals_single_device(two_replica_strategy):
-    rng = np.random.default_rng(11)
-    x = rng.normal(size=(32, 5)).astype(np.float32)
-    y = rng.integers(0, 3, 32)
-    init = rng.normal(size=(5, 3)).astype(np.float32)
-
-    def build():
-        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, use_bias=False)])
-        model.layers[-1].set_weights([init])
-        model.compile(optimizer=keras.optimizers.SGD(0.1),
-                      loss=tfloss.SparseCategoricalFocalCrossentropy(alpha=[0.2, 0.3, 0.5], gamma=1.5, from_logits=True))
-        return model
-
-    single = build()
-    h1 = single.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
-    with two_replica_strategy.scope():
-        multi = build()
-    h2 = multi.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
-    np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-5)
-    np.testing.assert_allclose(multi.layers[-1].get_weights()[0], single.layers[-1].get_weights()[0], rtol=1e-5, atol=1e-6)
-
-
-# --- serialization (case C3) ------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind, make", ALL)
-def test_config_roundtrip(kind, make):
-    clone = support.assert_config_roundtrip(make())
-    config = clone.get_config()
-    assert isinstance(config["gamma"], (float, list)) and config["from_logits"] is True
-    if isinstance(make().alpha, list):
-        assert isinstance(config["alpha"], list) and len(config["alpha"]) == 4
-
-
-def test_defaults_follow_keras():
-    for cls in (tfloss.SparseCategoricalFocalCrossentropy, tfloss.CategoricalFocalCrossentropy, tfloss.SigmoidFocalCrossentropy):
-        config = cls().get_config()
-        assert (config["alpha"], config["gamma"], config["from_logits"]) == (0.25, 2.0, False)
-    assert tfloss.SigmoidFocalCrossentropy().get_config()["class_reduction"] == "mean"
-    assert tfloss.get({"class_name": "SigmoidFocalCrossentropy", "config": {"alpha": None}}).alpha is None
-    assert isinstance(tfloss.get("sparse_categorical_focal_crossentropy"), tfloss.SparseCategoricalFocalCrossentropy)
-
-
-def test_case_c3_fresh_process_save_and_load(tmp_path):
-    rng = np.random.default_rng(10)
-    x = rng.normal(size=(48, 5)).astype(np.float32)
-    y = rng.integers(0, 2, 48)
-    prior_model = keras.Sequential([
-        keras.Input((5,)),
-        keras.layers.Dense(3, bias_initializer=tfloss.prior_bias_initializer(0.01)),
-    ])
-    cases = [
-        dict(name="c3_categorical", x=x, y=ref.one_hot(y, 2).astype(np.float32), units=2,
-             loss=tfloss.CategoricalFocalCrossentropy(alpha=[0.2, 0.8], gamma=[1.0, 2.0], from_logits=True)),
-        dict(name="c3_sigmoid", x=x, y=ref.one_hot(y, 2).astype(np.float32), units=2, activation="sigmoid",
-             loss=tfloss.SigmoidFocalCrossentropy(alpha=[0.2, 0.8], label_smoothing=0.05, class_reduction="sum")),
-        dict(name="sparse_prior", x=x, y=y, model=prior_model,
-             loss=tfloss.SparseCategoricalFocalCrossentropy(alpha=[0.2, 0.8, 1.0], gamma=0.5, from_logits=True, ignore_class=2)),
-    ]
-    got = support.fresh_process_roundtrip(cases, tmp_path)
-    for path, item in got.items():
-        if os.path.basename(path).startswith("c3_"):
-            assert item["loss_config"]["alpha"] == [0.2, 0.8], path
 
 
 # --- argument errors -----------------------------------------------------------------

@@ -43,8 +43,8 @@ def _focal_factor(log_not_p, gamma):
 def softmax_terms(y_pred, from_logits):
     """``(log p, 1 - p)`` for every class of a softmax over the last axis.
 
-    From logits, ``1 - p_c`` for every class but the row's top class is
-    ``1 - p_c`` with ``p_c <= 1/2``, free of cancellation. For the top class c*
+    From logits, every class but the row's top class has ``p_c <= 1/2``, so
+    its ``1 - p_c`` is a subtraction free of cancellation. For the top class c*
     it is the sum of the other classes' probabilities (never ``1 - p_c*``,
     which rounds to 0 as soon as ``p_c* > 1 - 6e-8`` in float32). That sum is
     floored at the dtype's smallest normal number: below it ``-log p_c* =
