@@ -40,7 +40,6 @@ def ref_softmax_focal(q, y_pred, alpha=0.25, gamma=2.0, label_smoothing=0.0, fro
     if from_logits:
         log_p = ref.log_softmax(y_pred)
         p = np.exp(log_p)
-        not_p = p.sum(-1, keepdims=True) - p
         others = [np.delete(p, k, axis=-1).sum(-1) for k in range(c)]
         not_p = np.stack(others, -1)
     else:
