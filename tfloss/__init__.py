@@ -17,3 +17,10 @@ from tfloss.losses import SparseCategoricalCrossentropy  # noqa: F401
 from tfloss.metrics import *  # noqa: F401,F403
 from tfloss import bayes  # noqa: F401
 from tfloss.bayes import DenseFlipout, DenseReparameterization, ELBOModel, kl_report  # noqa: F401
+from tfloss.class_balance import PriorBiasInitializer  # noqa: F401
+from tfloss.class_balance import class_weights  # noqa: F401
+from tfloss.class_balance import prior_bias  # noqa: F401
+from tfloss.class_balance import prior_bias_initializer  # noqa: F401
+from tfloss.losses import CategoricalFocalCrossentropy  # noqa: F401
+from tfloss.losses import SigmoidFocalCrossentropy  # noqa: F401
+from tfloss.losses import SparseCategoricalFocalCrossentropy  # noqa: F401

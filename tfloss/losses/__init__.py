@@ -4,3 +4,6 @@ from tfloss.losses.crossentropy import BinaryCrossentropy
 from tfloss.losses.crossentropy import CategoricalCrossentropy
 from tfloss.losses.crossentropy import SigmoidCrossentropy
 from tfloss.losses.crossentropy import SparseCategoricalCrossentropy
+from tfloss.losses.focal import CategoricalFocalCrossentropy
+from tfloss.losses.focal import SigmoidFocalCrossentropy
+from tfloss.losses.focal import SparseCategoricalFocalCrossentropy

@@ -6,3 +6,6 @@ from tfloss.ops.crossentropy import sigmoid_crossentropy
 from tfloss.ops.crossentropy import sparse_categorical_crossentropy
 
 binary_crossentropy = sigmoid_crossentropy
+from tfloss.ops.focal import categorical_focal_crossentropy
+from tfloss.ops.focal import sigmoid_focal_crossentropy
+from tfloss.ops.focal import sparse_categorical_focal_crossentropy
