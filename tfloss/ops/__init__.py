@@ -6,3 +6,4 @@ from tfloss.ops.crossentropy import sigmoid_crossentropy
 from tfloss.ops.crossentropy import sparse_categorical_crossentropy
 
 binary_crossentropy = sigmoid_crossentropy
+from tfloss.ops.accuracy import top_k_hits
