@@ -4,3 +4,4 @@ from tfloss.losses.crossentropy import BinaryCrossentropy
 from tfloss.losses.crossentropy import CategoricalCrossentropy
 from tfloss.losses.crossentropy import SigmoidCrossentropy
 from tfloss.losses.crossentropy import SparseCategoricalCrossentropy
+from tfloss.losses.image import SSIMLoss

@@ -31,6 +31,11 @@ class Metric(_keras.Metric):
         super().__init__(name=name, dtype=dtype)
         self._direction = self.direction
 
+    def reset_state(self):
+        # tf_keras's default assigns a scalar 0, which fails for per-bin tables.
+        for variable in self.variables:
+            variable.assign(tf.zeros(variable.shape, variable.dtype))
+
     def get_config(self):
         config = super().get_config()
         config["name"] = self.name
