@@ -95,13 +95,20 @@ def ssim_per_channel(y_true, y_pred, max_val, filter_size=11, filter_sigma=1.5, 
     max_val = tf.cast(max_val, y_pred.dtype)
     c1 = tf.square(k1 * max_val)
     c2 = tf.square(k2 * max_val)
-    mu_x, mu_y = _blur(y_true, taps), _blur(y_pred, taps)
-    mean_xy = _blur(y_true * y_pred, taps)
-    mean_sq = _blur(tf.square(y_true) + tf.square(y_pred), taps)
-    mu_xy = mu_x * mu_y
-    mu_sq = tf.square(mu_x) + tf.square(mu_y)
-    luminance = (2.0 * mu_xy + c1) / (mu_sq + c1)
-    contrast_structure = (2.0 * (mean_xy - mu_xy) + c2) / ((mean_sq - mu_sq) + c2)
+    # Second moments from images shifted by a common per-image constant: variances
+    # and covariance do not change, but E[x^2] - mu^2 no longer cancels away the
+    # digits when pixels are large next to their spread (e.g. 1e4 +- 1).
+    shift = tf.stop_gradient(tf.reduce_mean(y_true + y_pred, axis=[1, 2], keepdims=True) / 2.0)
+    x, y = y_true - shift, y_pred - shift
+    mu_x, mu_y = _blur(x, taps), _blur(y, taps)
+    covariance = _blur(x * y, taps) - mu_x * mu_y
+    # the variance sum is never negative; clamping what rounding leaves keeps the
+    # denominator >= c2, so the loss and its gradient stay finite
+    variance_sum = tf.maximum(_blur(tf.square(x) + tf.square(y), taps) - (tf.square(mu_x) + tf.square(mu_y)), 0.0)
+    contrast_structure = (2.0 * covariance + c2) / (variance_sum + c2)
+    # the window sums to 1, so the local means of the unshifted images are mu + shift
+    mu_x, mu_y = mu_x + shift, mu_y + shift
+    luminance = (2.0 * mu_x * mu_y + c1) / (tf.square(mu_x) + tf.square(mu_y) + c1)
     ssim_map = luminance * contrast_structure
     return tf.reduce_mean(ssim_map, axis=[1, 2]), tf.reduce_mean(contrast_structure, axis=[1, 2])
 
