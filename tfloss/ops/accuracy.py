@@ -82,8 +82,10 @@ def top_k_hits(y_true, y_pred, k=5):
     flat_labels = tf.reshape(safe, [-1])
     label_score = tf.gather(flat_scores, flat_labels, axis=1, batch_dims=1)
     # Strictly greater: ties with the label's score never push it out (in_top_k's rule).
-    higher = tf.reduce_sum(tf.cast(flat_scores > label_score[:, None], tf.int32), axis=-1)
-    finite = tf.reduce_all(tf.math.is_finite(flat_scores), axis=-1)
-    hits = tf.cast(tf.logical_and(higher < k, finite), tf.float32)
+    # A non-finite score counts k on its own, so one reduction both counts and
+    # vetoes the row (a NaN label score compares false but is itself non-finite).
+    k = min(int(k), num_classes)  # count <= C - 1 always: same hits, and no int32 overflow below
+    votes = tf.where(tf.math.is_finite(flat_scores), tf.cast(flat_scores > label_score[:, None], tf.int32), k)
+    hits = tf.cast(tf.reduce_sum(votes, axis=-1) < k, tf.float32)
     hits = tf.reshape(hits, out_shape)
     return _common.nan_where_invalid(hits, in_range)
