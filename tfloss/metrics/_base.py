@@ -77,7 +77,10 @@ def sample_weights_like(values, sample_weight, mask=None):
     """
     if sample_weight is None and mask is None:
         return None
-    weights = tf.ones_like(values) if sample_weight is None else tf.cast(tf.convert_to_tensor(sample_weight), tf.float32)
+    if sample_weight is None:
+        weights = tf.ones_like(values)
+    else:
+        weights = tf.cast(tf.convert_to_tensor(sample_weight), tf.float32)
     rank, target = weights.shape.rank, values.shape.rank
     if rank is None or target is None:
         raise ValueError("sample_weight and the metric values must have a known rank.")
