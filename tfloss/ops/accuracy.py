@@ -11,6 +11,8 @@ holding a NaN or infinite score (its XLA lowering does not); tfloss follows the
 kernel on every path, so a diverged model scores 0, never a lucky hit.
 """
 
+import numbers
+
 import tensorflow as tf
 
 from tfloss.ops import _common
@@ -71,8 +73,10 @@ def top_k_hits(y_true, y_pred, k=5):
     if y_pred.shape.rank is None or y_pred.shape.rank < 2 or y_pred.shape[-1] is None:
         raise ValueError(
             f"y_pred must be scores of shape (batch, classes) or (batch, time, classes) with a known "
-            f"number of classes; got shape {_common._shape_str(y_pred.shape) if y_pred.shape.rank else 'unknown'}."
+            f"number of classes; got shape {y_pred.shape}."
         )
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be a positive int; got {k!r}.")
     scores = tf.cast(y_pred, tf.float32) if y_pred.dtype != tf.float64 else y_pred
     labels = class_ids(y_true, y_pred)
     num_classes = y_pred.shape[-1]
