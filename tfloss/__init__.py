@@ -14,6 +14,7 @@ from tfloss.losses import BinaryCrossentropy  # noqa: F401
 from tfloss.losses import CategoricalCrossentropy  # noqa: F401
 from tfloss.losses import SigmoidCrossentropy  # noqa: F401
 from tfloss.losses import SparseCategoricalCrossentropy  # noqa: F401
+from tfloss.losses import SSIMLoss  # noqa: F401
 from tfloss.metrics import *  # noqa: F401,F403
 from tfloss import bayes  # noqa: F401
 from tfloss.bayes import DenseFlipout, DenseReparameterization, ELBOModel, kl_report  # noqa: F401

@@ -7,3 +7,4 @@ from tfloss.losses.crossentropy import SparseCategoricalCrossentropy
 from tfloss.losses.focal import CategoricalFocalCrossentropy
 from tfloss.losses.focal import SigmoidFocalCrossentropy
 from tfloss.losses.focal import SparseCategoricalFocalCrossentropy
+from tfloss.losses.image import SSIMLoss

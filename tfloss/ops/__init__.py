@@ -9,3 +9,12 @@ binary_crossentropy = sigmoid_crossentropy
 from tfloss.ops.focal import categorical_focal_crossentropy
 from tfloss.ops.focal import sigmoid_focal_crossentropy
 from tfloss.ops.focal import sparse_categorical_focal_crossentropy
+from tfloss.ops.accuracy import top_k_hits
+from tfloss.ops.calibration import brier_score
+from tfloss.ops.calibration import class_wise_bin_sums
+from tfloss.ops.calibration import expected_calibration_error
+from tfloss.ops.calibration import negative_log_likelihood
+from tfloss.ops.calibration import top_label_bin_sums
+from tfloss.ops.image import ms_ssim
+from tfloss.ops.image import psnr
+from tfloss.ops.image import ssim
