@@ -48,7 +48,7 @@ def default_run(tmp_path_factory):
 
 def test_defaults():
     args = _parse()
-    assert args.losses == ["sparse_ce", "smoothed_ce", "sigmoid_ce"]
+    assert args.losses == ["sparse_ce", "smoothed_ce", "sigmoid_ce", "focal", "sigmoid_focal"]
     assert (args.top_k, args.seed, args.out) == (3, 0, "tfloss-compare")
     assert args.epochs == compare.DEFAULT_EPOCHS
     noise = (args.label_noise, args.noise_mode, args.noise_group)
@@ -83,8 +83,9 @@ def test_bad_options_exit_with_a_message(argv, message, capsys):
 
 
 def test_each_registered_loss_factory():
+    ctx = argparse.Namespace(counts=np.array([50, 30, 20, 10]), top_k=3)
     for name, factory in compare.LOSSES.items():
-        loss, label_format, logits = factory()
+        loss, label_format, logits = factory(ctx)
         assert isinstance(loss, tfloss._keras.Loss), name
         assert label_format in ("sparse", "onehot") and isinstance(logits, bool), name
 
@@ -180,10 +181,13 @@ def test_out_that_is_a_file(tmp_path, capsys):
 
 def test_ece_by_hand():
     # confidences 0.95 (right), 0.95 (wrong), 0.5 (right): bins 14 and 7
-    probs = np.array([[0.95, 0.05], [0.95, 0.05], [0.5 + 1e-9, 0.5 - 1e-9]])
-    ece, bins = _report.reliability(probs, np.array([0, 1, 0]))
-    assert ece == pytest.approx(2 / 3 * 0.45 + 1 / 3 * 0.5)
+    probs = np.array([[0.95, 0.05], [0.95, 0.05], [0.5 + 1e-6, 0.5 - 1e-6]])
+    got, metric = _report.score(np.log(probs), np.array([0, 1, 0]), top_k=1)
+    # the metric computes in float32: agreement to float32 resolution
+    assert got["ece"] == pytest.approx(2 / 3 * 0.45 + 1 / 3 * 0.5, rel=1e-5)
+    bins = got["reliability"]
     assert bins["count"] == [1, 2] and bins["accuracy"] == [1.0, 0.5]
+    assert tfloss.reliability_diagram(metric, draw=False)["ece"] == pytest.approx(got["ece"])
 
 
 def test_scores_match_scikit_learn():
@@ -191,18 +195,21 @@ def test_scores_match_scikit_learn():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(500, 7)) * 3
     labels = rng.integers(0, 7, size=500)
-    got = _report.score(logits, labels, top_k=3, rare_classes=[4, 5, 6])
+    got, _ = _report.score(logits, labels, top_k=3, rare_classes=[4, 5, 6])
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     assert got["top1_accuracy"] == pytest.approx(metrics.accuracy_score(labels, probs.argmax(1)))
     assert got["top3_accuracy"] == pytest.approx(metrics.top_k_accuracy_score(labels, probs, k=3))
-    assert got["nll"] == pytest.approx(metrics.log_loss(labels, probs), rel=1e-9)
+    # tfloss metrics accumulate in float32: agreement to float32 resolution
+    assert got["nll"] == pytest.approx(metrics.log_loss(labels, probs), rel=1e-5)
+    brier = np.mean(np.sum((probs - np.eye(7)[labels]) ** 2, axis=1))
+    assert got["brier"] == pytest.approx(brier, rel=1e-5)
     recall = metrics.recall_score(labels, probs.argmax(1), average=None)
     assert got["rare3_recall"] == pytest.approx(recall[4:].mean())
     # ECE by an independent route: np.digitize on the right-closed bin edges
     conf, right = probs.max(1), probs.argmax(1) == labels
     which = np.digitize(conf, np.linspace(0, 1, 16)[1:-1], right=True)
     ece = sum(abs(right[which == b].mean() - conf[which == b].mean()) * (which == b).mean() for b in set(which))
-    assert got["ece"] == pytest.approx(ece)
+    assert got["ece"] == pytest.approx(ece, rel=1e-5, abs=1e-6)
 
 
 # ---- the command end to end -------------------------------------------------------------
@@ -214,7 +221,7 @@ def test_default_losses_end_to_end(default_run):
     result = _results(out)
     assert result["config"]["epochs"] == 2 and result["config"]["keras"] == tfloss.KERAS
     rows = result["results"]
-    assert [r["loss"] for r in rows] == ["sparse_ce", "smoothed_ce", "sigmoid_ce"]
+    assert [r["loss"] for r in rows] == list(compare.DEFAULT_LOSSES)
     for row in rows:
         assert 0.2 < row["top1_accuracy"] <= row["top3_accuracy"] <= 1.0  # chance is 0.1; 2 short epochs
         assert 0.0 < row["nll"] < np.log(10) and 0.0 <= row["ece"] < 1.0 and row["train_seconds"] > 0
@@ -222,7 +229,7 @@ def test_default_losses_end_to_end(default_run):
         assert "rare3_recall" not in row
     with open(out / "results.csv") as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == ["loss", "top1_accuracy", "top3_accuracy", "nll", "ece", "train_seconds"]
+    assert list(table[0]) == ["loss", "top1_accuracy", "top3_accuracy", "nll", "ece", "brier", "train_seconds"]
     for line, row in zip(table, rows):
         assert line["loss"] == row["loss"] and float(line["nll"]) == row["nll"]
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -235,7 +242,8 @@ def test_printed_progress_and_table(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "[sparse_ce] epoch 1/2" in printed and "[sparse_ce] epoch 2/2" in printed
     header = next(line for line in printed.splitlines() if line.startswith("loss "))
-    assert header.split() == ["loss", "top1_accuracy", "top5_accuracy", "nll", "ece", "rare3_recall", "train_seconds"]
+    assert header.split() == ["loss", "top1_accuracy", "top5_accuracy", "nll", "ece", "brier", "rare3_recall",
+                              "train_seconds"]
     config = _results(tmp_path)["config"]
     assert config["rare_classes"] == [7, 8, 9] and config["labels_changed"] > 0
     assert "rare3_recall: mean test recall of classes [7, 8, 9]" in printed

@@ -26,14 +26,22 @@ HELP = "train one small model per loss on real data (default: scikit-learn digit
 SMALL = os.environ.get("TFLOSS_SMALL") == "1"
 DEFAULT_EPOCHS = 2 if SMALL else 30
 
-# Short name -> factory returning (loss, label format "sparse" | "onehot", model outputs logits).
+# Short name -> factory(ctx) returning (loss, label format "sparse" | "onehot", model outputs logits).
+# ``ctx.counts`` are the training examples per class, ``ctx.top_k`` the k of --top-k.
 # Adding a loss is one line here.
 LOSSES = {
-    "sparse_ce": lambda: (tfloss.SparseCategoricalCrossentropy(from_logits=True), "sparse", True),
-    "smoothed_ce": lambda: (tfloss.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1), "onehot", True),
-    "sigmoid_ce": lambda: (tfloss.SigmoidCrossentropy(from_logits=True), "onehot", True),
+    "sparse_ce": lambda ctx: (tfloss.SparseCategoricalCrossentropy(from_logits=True), "sparse", True),
+    "smoothed_ce": lambda ctx: (
+        tfloss.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1), "onehot", True),
+    "sigmoid_ce": lambda ctx: (tfloss.SigmoidCrossentropy(from_logits=True), "onehot", True),
+    # per-class alpha from the class counts (Cui et al. 2019); ~1 everywhere on balanced data
+    "focal": lambda ctx: (tfloss.SparseCategoricalFocalCrossentropy(
+        alpha=tfloss.class_weights(ctx.counts, method="effective_number"), gamma=2.0, from_logits=True),
+        "sparse", True),
+    "sigmoid_focal": lambda ctx: (
+        tfloss.SigmoidFocalCrossentropy(alpha=0.25, gamma=2.0, from_logits=True), "onehot", True),
 }
-DEFAULT_LOSSES = ("sparse_ce", "smoothed_ce", "sigmoid_ce")
+DEFAULT_LOSSES = ("sparse_ce", "smoothed_ce", "sigmoid_ce", "focal", "sigmoid_focal")
 
 
 def _loss_list(text):
@@ -122,7 +130,8 @@ class _Progress(_keras.keras.callbacks.Callback):
 
 
 def train_and_score(name, data, args, rare_classes):
-    loss, label_format, logits = LOSSES[name]()
+    ctx = argparse.Namespace(counts=np.asarray(data["train_counts"]), top_k=args.top_k)
+    loss, label_format, logits = LOSSES[name](ctx)
     num_classes = data["num_classes"]
     targets = data["y_train"]
     if label_format == "onehot":
@@ -138,9 +147,10 @@ def train_and_score(name, data, args, rare_classes):
     if not logits:  # probabilities: their log is a logit vector with the same softmax
         outputs = np.log(np.clip(outputs, 1e-12, 1.0))
     row = {"loss": name}
-    row.update(_report.score(outputs, data["y_test"], args.top_k, rare_classes))
+    scores, ece_metric = _report.score(outputs, data["y_test"], args.top_k, rare_classes)
+    row.update(scores)
     row["train_seconds"] = round(seconds, 2)
-    return row
+    return row, ece_metric
 
 
 def run(args):
@@ -166,10 +176,11 @@ def run(args):
           f"{data['flipped']} labels changed")
     print(f"model: MLP {data['x_train'].shape[1]}-64-{data['num_classes']}, Adam 1e-3, {args.epochs} epochs, "
           f"batch {args.batch_size}, seed {args.seed}, {tfloss.KERAS}")
-    rows = []
+    rows, ece_metrics = [], {}
     with deterministic(args.seed):
         for name in args.losses:
-            rows.append(train_and_score(name, data, args, rare))
+            row, ece_metrics[name] = train_and_score(name, data, args, rare)
+            rows.append(row)
     print()
     print(_report.format_table(rows))
     if rare is not None:
@@ -180,6 +191,6 @@ def run(args):
     config.update(keras=tfloss.KERAS, tensorflow=tf.__version__, tfloss=tfloss.__version__,
                   data_source=data["source"], num_classes=data["num_classes"], train_counts=counts,
                   labels_changed=data["flipped"], rare_classes=rare)
-    paths = _report.write(args.out, rows, config)
+    paths = _report.write(args.out, rows, config, ece_metrics)
     print("wrote " + ", ".join(paths.values()))
     return 0
