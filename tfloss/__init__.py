@@ -11,6 +11,8 @@ from tfloss._get import get  # noqa: F401
 from tfloss._keras import KERAS_NAME as KERAS  # noqa: F401
 from tfloss.losses import *  # noqa: F401,F403
 from tfloss.losses import BinaryCrossentropy  # noqa: F401
+from tfloss.losses import HardTopKSVM  # noqa: F401
+from tfloss.losses import SmoothTopKSVM  # noqa: F401
 from tfloss.losses import CategoricalCrossentropy  # noqa: F401
 from tfloss.losses import SigmoidCrossentropy  # noqa: F401
 from tfloss.losses import SparseCategoricalCrossentropy  # noqa: F401

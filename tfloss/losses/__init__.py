@@ -4,3 +4,5 @@ from tfloss.losses.crossentropy import BinaryCrossentropy
 from tfloss.losses.crossentropy import CategoricalCrossentropy
 from tfloss.losses.crossentropy import SigmoidCrossentropy
 from tfloss.losses.crossentropy import SparseCategoricalCrossentropy
+from tfloss.losses.topk import HardTopKSVM
+from tfloss.losses.topk import SmoothTopKSVM

@@ -6,3 +6,6 @@ from tfloss.ops.crossentropy import sigmoid_crossentropy
 from tfloss.ops.crossentropy import sparse_categorical_crossentropy
 
 binary_crossentropy = sigmoid_crossentropy
+from tfloss.ops.topk import hard_topk_svm
+from tfloss.ops.topk import log_elementary_symmetric
+from tfloss.ops.topk import smooth_topk_svm
