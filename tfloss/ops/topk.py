@@ -79,8 +79,10 @@ def check_k(k, num_classes=None):
 
 
 def _logaddexp(a, b):
-    big = tf.maximum(a, b)
-    return big + tf.math.log1p(tf.exp(-tf.abs(a - b)))
+    # The shift is held constant for the gradient (the result does not depend
+    # on it), so tied inputs get equal shares; max/abs would give one all.
+    big = tf.stop_gradient(tf.maximum(a, b))
+    return big + tf.math.log(tf.exp(a - big) + tf.exp(b - big))
 
 
 def _top_rounds(x, taken, rounds):
@@ -219,9 +221,12 @@ def _split_log_esp(x, exclude, k):
     # logsumexp over L, computed from its maximum so the exponentials are <= 1;
     # held constant for the gradient (the result does not depend on it).
     peak = tf.stop_gradient(tf.reduce_max(tf.where(taken, lowest, x), axis=-1))
-    # min(., 0) changes no entry of L (all <= peak) but keeps the masked
-    # entries from overflowing, which would turn their zero gradient into NaN.
-    scaled = tf.where(taken, tf.zeros_like(x), tf.exp(tf.minimum(x - peak[:, None], 0.0)))
+    # The inner select keeps the masked entries (which may lie far above the
+    # peak) from overflowing, which would turn their zero gradient into NaN.
+    # (Not min(x - peak, 0): XLA may round x - peak of the peak itself to a
+    # hair above 0, and the min would then cut the peak's gradient.)
+    safe = tf.where(taken, tf.zeros_like(x), x - peak[:, None])
+    scaled = tf.where(taken, tf.zeros_like(x), tf.exp(safe))
     total = tf.stop_gradient(tf.reduce_sum(scaled, axis=-1))
     shift = peak + tf.math.log(total)
     normalised = scaled * (1.0 / total)[:, None]
