@@ -1,7 +1,9 @@
 """Top-k losses: the hard and the smooth top-k SVM of Berrada, Zisserman and Kumar.
 
 Reference: L. Berrada, A. Zisserman, M. P. Kumar, "Smooth Loss Functions for
-Deep Top-k Classification", ICLR 2018 (arXiv:1802.07595), Section 2.
+Deep Top-k Classification", ICLR 2018 (arXiv:1802.07595): the top-k SVM loss
+``l_k``, its rewriting with k-subset averages, the smooth loss ``L_{k,tau}``
+and its expression through elementary symmetric polynomials.
 
 For scores ``s`` (n classes), label ``y``, margin ``alpha`` and ``k``, the
 paper's rescaled hard top-k SVM loss (the form where every k-subset is scored
