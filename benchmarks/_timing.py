@@ -25,6 +25,13 @@ def compiled_fwd_bwd(loss_fn):
     return step
 
 
+def compiled_call(fn):
+    """``fn(*args) -> tensor`` as an XLA-compiled step without gradients
+    (metric updates, evaluation-only ops)."""
+
+    return tf.function(fn, jit_compile=True)
+
+
 def _run(step, args):
     out = step(*args)
     # block until done: .numpy() on the gradient

@@ -16,4 +16,5 @@ from tfloss.losses import SmoothTopKSVM  # noqa: F401
 from tfloss.losses import CategoricalCrossentropy  # noqa: F401
 from tfloss.losses import SigmoidCrossentropy  # noqa: F401
 from tfloss.losses import SparseCategoricalCrossentropy  # noqa: F401
+from tfloss.losses import SSIMLoss  # noqa: F401
 from tfloss.metrics import *  # noqa: F401,F403

@@ -6,3 +6,4 @@ from tfloss.losses.crossentropy import SigmoidCrossentropy
 from tfloss.losses.crossentropy import SparseCategoricalCrossentropy
 from tfloss.losses.topk import HardTopKSVM
 from tfloss.losses.topk import SmoothTopKSVM
+from tfloss.losses.image import SSIMLoss
