@@ -48,7 +48,7 @@ def default_run(tmp_path_factory):
 
 def test_defaults():
     args = _parse()
-    assert args.losses == ["sparse_ce", "smoothed_ce", "sigmoid_ce", "focal", "sigmoid_focal"]
+    assert args.losses == ["sparse_ce", "smoothed_ce", "sigmoid_ce", "focal", "sigmoid_focal", "topk_svm"]
     assert (args.top_k, args.seed, args.out) == (3, 0, "tfloss-compare")
     assert args.epochs == compare.DEFAULT_EPOCHS
     noise = (args.label_noise, args.noise_mode, args.noise_group)

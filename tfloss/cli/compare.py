@@ -40,8 +40,10 @@ LOSSES = {
         "sparse", True),
     "sigmoid_focal": lambda ctx: (
         tfloss.SigmoidFocalCrossentropy(alpha=0.25, gamma=2.0, from_logits=True), "onehot", True),
+    # the smooth top-k SVM for the k that is reported (Berrada et al. 2018)
+    "topk_svm": lambda ctx: (tfloss.SmoothTopKSVM(k=ctx.top_k, alpha=1.0, tau=1.0), "sparse", True),
 }
-DEFAULT_LOSSES = ("sparse_ce", "smoothed_ce", "sigmoid_ce", "focal", "sigmoid_focal")
+DEFAULT_LOSSES = ("sparse_ce", "smoothed_ce", "sigmoid_ce", "focal", "sigmoid_focal", "topk_svm")
 
 
 def _loss_list(text):
@@ -161,6 +163,10 @@ def run(args):
         return 2
     if args.top_k > data["num_classes"]:
         print(f"error: --top-k {args.top_k} exceeds the {data['num_classes']} classes.", file=sys.stderr)
+        return 2
+    if "topk_svm" in args.losses and args.top_k >= data["num_classes"]:
+        print(f"error: topk_svm needs --top-k below the number of classes ({data['num_classes']}); "
+              f"got {args.top_k}.", file=sys.stderr)
         return 2
     try:  # fail before training, not after, if the results cannot be written
         os.makedirs(args.out, exist_ok=True)
