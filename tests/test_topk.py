@@ -1,6 +1,4 @@
-"""Top-k family: smooth and hard top-k SVM against float64 NumPy references
-(subset enumeration, log-space recursion), limits, extremes, XLA,
-serialization, precision and argument errors."""
+"""Top-k losses against float64 NumPy references (subset enumeration, recursion)."""
 
 import itertools
 import math
@@ -100,15 +98,13 @@ def value_grad(loss, labels, scores):
 
 
 def assert_close_to_reference(value, grad, scores, labels, want, want_grad):
-    # float32 rounds each score difference (s_i - s_y) / (k tau) by eps = 6e-8,
-    # so no float32 method can beat eps * sum_i |dL/ds_i| |s_i - s_y| (the
-    # condition of the loss); 1e-6 of that, plus 1e-6 of the value itself,
-    # is the accuracy asked for. Values below 1e-37 underflow float32.
+    # float32 rounds each (s_i - s_y) / (k tau) by eps = 6e-8, so no float32
+    # method beats eps * sum_i |dL/ds_i| |s_i - s_y| (the loss's condition):
+    # ask 1e-6 of that plus of the value. Below 1e-37 float32 underflows.
     value = np.asarray(value, np.float64)
     cond = np.abs(want) + (np.abs(want_grad) * np.abs(scores - np.take_along_axis(scores, labels[:, None], 1))).sum(-1)
     np.testing.assert_array_less(np.abs(value - want), 1e-6 * cond + 1e-37)
-    # gradient entries are differences of subset marginals (each in [0, 1/k])
-    # computed in float32: an absolute tolerance at 30 eps of that range.
+    # gradient entries: differences of subset marginals in [0, 1/k], in float32
     np.testing.assert_allclose(np.asarray(grad, np.float64), want_grad, rtol=1e-5, atol=2e-6)
 
 
