@@ -42,11 +42,12 @@ How ``log e_j`` is computed (all static-shape tensor code, XLA-friendly):
    overflow, and every term that can matter against the dominant
    ``e_{k-1}(H) e_1(L)`` stays far above float32's underflow because every
    element of ``H`` is at least the largest of ``L``. The product of the
-   polynomials ``(1 + b_i t)`` truncated at degree k is formed by a
-   divide-and-conquer tree (halves of the row, one tensor per degree, only
-   the valid ``(i, j - i)`` terms), about log2(n) rounds of fused
-   multiply-adds: O(n k) work, no exp or log inside, and sums of positive
-   terms only (no cancellation; Newton's identities are not used).
+   polynomials ``(1 + b_i t)`` truncated at degree k is formed by a short
+   sequential recursion across 16 column blocks (one fused pass) and then a
+   divide-and-conquer tree over the columns (one tensor per degree, only the
+   valid ``(i, j - i)`` terms; for k > 8 a stacked Toeplitz contraction),
+   O(n k) work, no exp or log inside, and sums of positive terms only (no
+   cancellation; Newton's identities are not used).
 5. The shift ``logsumexp_L x`` is held constant for the gradient: the result
    does not depend on it, so the gradient is exact and autodiff runs through
    multiply-adds only.
