@@ -60,7 +60,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     print(f"B = {args.batch}, fwd+bwd under XLA on {tf.config.list_logical_devices('CPU')[0].name}, "
           f"median of {args.repeats} interleaved calls; cpu count {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
-    rows = [measure(n, k, args.batch, args.repeats) for n in args.n for k in args.k if k < n]
+    rows = []
+    for n in args.n:
+        for k in (k for k in args.k if k < n):
+            rows.append(measure(n, k, args.batch, args.repeats))
+            print(" ".join(f"{key}={_timing._fmt(value)}" for key, value in rows[-1].items()), flush=True)
     _timing.print_table(rows, list(rows[0]))
 
 

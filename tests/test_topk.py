@@ -1,8 +1,5 @@
-"""Top-k family: smooth and hard top-k SVM against float64 NumPy references
-(subset enumeration, log-space recursion), limits, extremes, XLA,
-serialization, precision and argument errors."""
+"""Top-k losses against float64 NumPy references (subset enumeration, recursion)."""
 
-import itertools
 import math
 
 import numpy as np
@@ -12,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reference as ref
+from reference_topk import _log_esp_recursion, brute_smooth, hard_reference, recursion_smooth
 import support
 import tfloss
 from tfloss import _keras
@@ -19,74 +17,7 @@ from tfloss import _keras
 keras = _keras.keras
 
 
-# --- float64 references ------------------------------------------------------
-
-
-def _lse(v, axis=None):
-    v = np.asarray(v, np.float64)
-    m = np.max(v, axis=axis, keepdims=True)
-    out = m + np.log(np.exp(v - m).sum(axis=axis, keepdims=True))
-    return np.squeeze(out, axis) if axis is not None else out.item()
-
-
-def brute_smooth(s, y, k, alpha, tau):
-    """L_{k,tau} by enumerating all k-subsets (the paper's definition), and its
-    gradient as the difference of the two subset distributions' marginals."""
-    s = np.asarray(s, np.float64)
-    subsets = list(itertools.combinations(range(len(s)), k))
-    score = np.array([(alpha * (y not in c) + (s[list(c)] - s[y]).sum() / k) / tau for c in subsets])
-    has_y = np.array([y in c for c in subsets])
-    loss = tau * np.logaddexp(0.0, _lse(score[~has_y]) - _lse(score[has_y]))
-    p_all = np.exp(score - _lse(score))
-    p_y = np.zeros(len(score))
-    p_y[has_y] = np.exp(score[has_y] - _lse(score[has_y]))
-    grad = np.zeros(len(s))
-    for c, a, b in zip(subsets, p_all, p_y):
-        grad[list(c)] += (a - b) / k
-    return loss, grad
-
-
-def _log_esp_recursion(x, k):
-    """log e_j(exp x), j = 0..k, over the last axis, by the sequential
-    log-space recursion (float64)."""
-    x = np.asarray(x, np.float64)
-    logs = [np.zeros(x.shape[:-1])] + [np.full(x.shape[:-1], -np.inf)] * k
-    for i in range(x.shape[-1]):
-        for j in range(k, 0, -1):
-            logs[j] = np.logaddexp(logs[j], x[..., i] + logs[j - 1])
-    return np.stack(logs, -1)
-
-
-def recursion_smooth(s, y, k, alpha, tau, with_grad=True):
-    """L_{k,tau} for larger n by the float64 recursion; gradient (O(n^2 k), so
-    optional) from the leave-one-out polynomials
-    d log e_j / dx_i = exp(x_i) e_{j-1}(x without i) / e_j."""
-    s = np.asarray(s, np.float64)
-    n = len(s)
-    others = np.delete(np.arange(n), y)
-    x = (s[others] - s[y]) / (k * tau)
-    log_e = _log_esp_recursion(x, k)
-    z = alpha / tau + log_e[k] - log_e[k - 1]
-    loss = tau * np.logaddexp(0.0, z)
-    if not with_grad:
-        return loss, None
-    without = np.where(np.eye(len(x), dtype=bool), -np.inf, x[None, :])
-    log_wo = _log_esp_recursion(without, k - 1)  # (n - 1, k): row i leaves x_i out
-    d_k = np.exp(x + log_wo[:, k - 1] - log_e[k])
-    d_prev = np.exp(x + log_wo[:, k - 2] - log_e[k - 1]) if k > 1 else np.zeros_like(x)
-    dz_dx = d_k - d_prev
-    sigma = np.exp(-np.logaddexp(0.0, -z))
-    grad = np.zeros(n)
-    grad[others] = sigma * dz_dx / k  # dL/ds_i = tau * sigma * dz/dx_i / (k tau)
-    grad[y] = -grad[others].sum()  # the loss depends on s - s_y only
-    return loss, grad
-
-
-def hard_reference(s, y, k, alpha):
-    s = np.asarray(s, np.float64)
-    others = np.delete(s, y)
-    kth = np.sort(others)[::-1][k - 1]
-    return max(alpha + (kth - s[y]) / k, 0.0)
+# --- float64 references (tests/reference_topk.py) ----------------------------
 
 
 def reference_rows(scores, labels, k, alpha, tau):
@@ -100,15 +31,13 @@ def value_grad(loss, labels, scores):
 
 
 def assert_close_to_reference(value, grad, scores, labels, want, want_grad):
-    # float32 rounds each score difference (s_i - s_y) / (k tau) by eps = 6e-8,
-    # so no float32 method can beat eps * sum_i |dL/ds_i| |s_i - s_y| (the
-    # condition of the loss); 1e-6 of that, plus 1e-6 of the value itself,
-    # is the accuracy asked for. Values below 1e-37 underflow float32.
+    # float32 rounds each (s_i - s_y) / (k tau) by eps = 6e-8, so no float32
+    # method beats eps * sum_i |dL/ds_i| |s_i - s_y| (the loss's condition):
+    # ask 1e-6 of that plus of the value. Below 1e-37 float32 underflows.
     value = np.asarray(value, np.float64)
     cond = np.abs(want) + (np.abs(want_grad) * np.abs(scores - np.take_along_axis(scores, labels[:, None], 1))).sum(-1)
     np.testing.assert_array_less(np.abs(value - want), 1e-6 * cond + 1e-37)
-    # gradient entries are differences of subset marginals (each in [0, 1/k])
-    # computed in float32: an absolute tolerance at 30 eps of that range.
+    # gradient entries: differences of subset marginals in [0, 1/k], in float32
     np.testing.assert_allclose(np.asarray(grad, np.float64), want_grad, rtol=1e-5, atol=2e-6)
 
 
@@ -394,13 +323,8 @@ def test_config_roundtrip(make):
     loss = make()
     clone = support.assert_config_roundtrip(loss)
     assert clone.get_config()["k"] == loss.k and clone.get_config()["alpha"] == loss.alpha
-
-
-def test_get_by_names():
-    assert isinstance(tfloss.get("SmoothTopKSVM"), tfloss.SmoothTopKSVM)
-    assert isinstance(tfloss.get("tfloss>HardTopKSVM"), tfloss.HardTopKSVM)
-    got = tfloss.get({"class_name": "SmoothTopKSVM", "config": {"k": 2, "tau": 0.5}})
-    assert got.k == 2 and got.tau == 0.5
+    got = tfloss.get({"class_name": type(loss).__name__, "config": {"k": 2}})
+    assert type(got) is type(loss) and got.k == 2
 
 
 def test_fresh_process_save_and_load(tmp_path):

@@ -42,11 +42,12 @@ How ``log e_j`` is computed (all static-shape tensor code, XLA-friendly):
    overflow, and every term that can matter against the dominant
    ``e_{k-1}(H) e_1(L)`` stays far above float32's underflow because every
    element of ``H`` is at least the largest of ``L``. The product of the
-   polynomials ``(1 + b_i t)`` truncated at degree k is formed by a
-   divide-and-conquer tree (halves of the row, one tensor per degree, only
-   the valid ``(i, j - i)`` terms), about log2(n) rounds of fused
-   multiply-adds: O(n k) work, no exp or log inside, and sums of positive
-   terms only (no cancellation; Newton's identities are not used).
+   polynomials ``(1 + b_i t)`` truncated at degree k is formed by a short
+   sequential recursion across 16 column blocks (one fused pass) and then a
+   divide-and-conquer tree over the columns (one tensor per degree, only the
+   valid ``(i, j - i)`` terms; for k > 8 a stacked Toeplitz contraction),
+   O(n k) work, no exp or log inside, and sums of positive terms only (no
+   cancellation; Newton's identities are not used).
 5. The shift ``logsumexp_L x`` is held constant for the gradient: the result
    does not depend on it, so the gradient is exact and autodiff runs through
    multiply-adds only.
@@ -168,6 +169,8 @@ def _linear_esp(b, k):
             lower = block if j == 1 else block * coeffs[j - 2]
             grown.append(coeffs[j - 1] + lower if j <= len(coeffs) else lower)
         coeffs = grown[::-1]
+    if k > STACKED_FROM_K:
+        return _stacked_tree(coeffs, k)
     while coeffs[0].shape[-1] > 1:
         width = coeffs[0].shape[-1]
         if width % 2:  # a zero column is the polynomial 1
@@ -188,6 +191,30 @@ def _linear_esp(b, k):
         coeffs = merged
     out = [c[:, 0] for c in coeffs]
     return out + [tf.zeros_like(out[0])] * (k - len(out))
+
+
+# From this k on, the tree rounds hold the degrees in one stacked tensor and
+# multiply by a Toeplitz contraction (a few large ops a round) instead of
+# forming the ~k^2/2 products one by one (thousands of small ops for k = 20).
+STACKED_FROM_K = 8
+
+
+def _stacked_tree(coeffs, k):
+    """Stage 2 of ``_linear_esp`` for large k: degrees 0..k stacked as (k + 1, R, w)."""
+    coeffs = coeffs + [tf.zeros_like(coeffs[0])] * (k - len(coeffs))
+    poly = tf.stack([tf.ones_like(coeffs[0])] + coeffs, axis=0)
+    # toeplitz[j, i] picks degree j - i (the appended zero slice where invalid)
+    index = [[j - i if 0 <= j - i <= k else k + 1 for i in range(k + 1)] for j in range(k + 1)]
+    while poly.shape[-1] > 1:
+        width = poly.shape[-1]
+        if width % 2:
+            poly = tf.concat([poly, tf.concat([tf.ones_like(poly[:1, :, :1]), tf.zeros_like(poly[1:, :, :1])], 0)], -1)
+            width += 1
+        left, right = tf.unstack(tf.reshape(poly, [k + 1, -1, 2, width // 2]), axis=2)
+        padded = tf.concat([right, tf.zeros_like(right[:1])], axis=0)
+        toeplitz = tf.gather(padded, index)  # (k + 1, k + 1, R, w / 2)
+        poly = tf.einsum("jirw,irw->jrw", toeplitz, left)
+    return tf.unstack(poly[1:, :, 0], axis=0)
 
 
 def _log_esp_h(h, template):
