@@ -139,3 +139,28 @@ def fresh_process_roundtrip(cases, directory):
             assert key in have["results"], (path, key, have["results"])
             np.testing.assert_allclose(have["results"][key], value, rtol=1e-5, atol=1e-6, err_msg=f"{path}: {key}")
     return got
+
+
+def assert_distributed_fit_matches_single(strategy, make_loss, num_classes, seed=11, features=5):
+    """Fit the same linear model with ``make_loss()`` on one device and under
+    ``strategy``: the loss history and the trained weights must agree."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(32, features)).astype(np.float32)
+    y = rng.integers(0, num_classes, 32)
+    init = rng.normal(size=(features, num_classes)).astype(np.float32)
+
+    def build():
+        model = keras.Sequential([keras.Input((features,)), keras.layers.Dense(num_classes, use_bias=False)])
+        model.layers[-1].set_weights([init])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=make_loss())
+        return model
+
+    single = build()
+    h1 = single.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    with strategy.scope():
+        multi = build()
+    h2 = multi.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(
+        multi.layers[-1].get_weights()[0], single.layers[-1].get_weights()[0], rtol=1e-5, atol=1e-6
+    )
