@@ -403,3 +403,27 @@ def test_distributed_fit_equals_single_device(two_replica_strategy):
         num_classes=3,
         seed=11,
     )
+
+
+def test_fractional_float_labels_are_rejected_not_truncated():
+    logits = tf.zeros((2, 3))
+    loss = tfloss.SparseCategoricalCrossentropy(from_logits=True, reduction="none")
+    np.testing.assert_allclose(loss(np.array([1.0, 2.0]), logits), loss(np.array([1, 2]), logits))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="y_true: every sparse label must be an integer"):
+        loss(np.array([1.5, 2.0]), logits)
+    values = tf.function(loss, jit_compile=True)(tf.constant([1.5, 2.0]), logits).numpy()
+    assert np.isnan(values[0]) and np.isfinite(values[1])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tfloss.CategoricalCrossentropy(from_logits=True, reduction="none"),
+    lambda: tfloss.CategoricalFocalCrossentropy(from_logits=True, reduction="none"),
+])
+def test_multi_hot_rows_are_nan_under_xla_not_a_plausible_number(make):
+    # XLA drops the assertion (case C4); the bad row's loss is NaN, the good row's is exact.
+    targets = tf.constant([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    logits = tf.constant([[0.5, 1.0, -1.0, 2.0], [0.5, 1.0, -1.0, 2.0]])
+    values = tf.function(make(), jit_compile=True)(targets, logits).numpy()
+    eager_good = make()(targets[1:], logits[1:]).numpy()
+    assert np.isnan(values[0])
+    np.testing.assert_allclose(values[1], eager_good[0], rtol=1e-6)

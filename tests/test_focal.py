@@ -318,3 +318,13 @@ def test_out_of_range_labels_raise_on_cpu_and_are_nan_under_xla():
             loss(np.array([0, 1, 4]), logits)
         values = tf.function(loss, jit_compile=True)(tf.constant([0, 1, 4]), logits).numpy()
         assert np.isfinite(values[:2]).all() and np.isnan(values[2])
+
+
+def test_ops_functions_check_their_arguments_too():
+    targets, logits = np.array([[1.0, 0.0]]), np.zeros((1, 2), np.float32)
+    with pytest.raises(ValueError, match="alpha must be finite and in"):
+        tfloss.ops.sigmoid_focal_crossentropy(targets, logits, alpha=2.0, from_logits=True)
+    with pytest.raises(ValueError, match="gamma must be finite and in"):
+        tfloss.ops.categorical_focal_crossentropy(targets, logits, gamma=-1.0, from_logits=True)
+    with pytest.raises(ValueError, match="label_smoothing must be finite and in"):
+        tfloss.ops.sparse_categorical_focal_crossentropy(np.array([0]), logits, label_smoothing=1.0)

@@ -317,3 +317,9 @@ def test_fresh_process_roundtrip_of_compiled_metrics(tmp_path):
     assert {"top_2_accuracy", "classification_error", "err1", "cw_ece", "brier_score"} <= set(results)
     results = next(v for k, v in got.items() if k.endswith("denoiser.keras"))["results"]
     assert {"psnr", "ssim", "ms_ssim"} <= set(results)
+
+
+def test_nll_from_probabilities_rejects_logits():
+    metric = tfloss.NegativeLogLikelihood(from_logits=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="y_pred"):
+        metric.update_state(np.array([0, 1]), np.array([[-0.5, 1.5], [2.0, -1.0]], np.float32))

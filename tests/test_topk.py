@@ -344,3 +344,12 @@ def test_distributed_fit_equals_single_device(two_replica_strategy):
     support.assert_distributed_fit_matches_single(
         two_replica_strategy, lambda: tfloss.SmoothTopKSVM(k=2, tau=0.5), num_classes=6, seed=12
     )
+
+
+def test_ops_functions_check_their_arguments_too():
+    labels, scores = np.array([0, 1]), np.zeros((2, 4), np.float32)
+    for tau in (0.0, -1.0):
+        with pytest.raises(ValueError, match="tau must be finite and in"):
+            tfloss.ops.smooth_topk_svm(labels, scores, k=2, tau=tau)
+    with pytest.raises(ValueError, match="alpha must be finite and in"):
+        tfloss.ops.hard_topk_svm(labels, scores, k=2, alpha=-1.0)

@@ -4,9 +4,13 @@ No Keras here. Functions in ``tfloss.ops`` take plain tensors, compile under
 ``tf.function(jit_compile=True)`` and compute half-precision inputs in float32.
 """
 
+import numpy as np
 import tensorflow as tf
 
 HALF_DTYPES = (tf.float16, tf.bfloat16)
+
+# Stands in for a fractional float label: out of every class range, and fits int32.
+NON_INTEGER_LABEL = -(2**30)
 
 
 def compute_dtype(x):
@@ -16,6 +20,25 @@ def compute_dtype(x):
     if dtype in HALF_DTYPES or not dtype.is_floating:
         return tf.float32
     return dtype
+
+
+def check_values(value, name, low=None, high=None, low_inclusive=True, high_inclusive=True):
+    """Argument check for the ops functions, which users call without a Keras
+    class in front: Python numbers or lists must lie in the given range.
+    Tensors are left alone (their values are unknown while tracing)."""
+    if value is None or isinstance(value, (tf.Tensor, tf.Variable)):
+        return
+    array = np.asarray(value, dtype=np.float64)
+    bad = ~np.isfinite(array)
+    if low is not None:
+        bad |= (array < low) if low_inclusive else (array <= low)
+    if high is not None:
+        bad |= (array > high) if high_inclusive else (array >= high)
+    if bad.any():
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        bounds = ("[" if low_inclusive else "(") + f"{lo}, {hi}" + ("]" if high_inclusive else ")")
+        raise ValueError(f"{name} must be finite and in {bounds}; got {value!r}.")
 
 
 def to_compute(x):
@@ -32,7 +55,12 @@ def sparse_labels(labels, logits, axis=-1):
     """
     labels = tf.convert_to_tensor(labels)
     if labels.dtype.is_floating:
-        labels = tf.cast(labels, tf.int64)
+        # Float labels must hold whole numbers: 1.5 is no class. A fractional
+        # label becomes NON_INTEGER_LABEL, which check_label_range reports
+        # (an error in eager and graph mode, NaN under XLA), instead of being
+        # truncated to a neighbouring class.
+        whole = tf.equal(labels, tf.round(labels))
+        labels = tf.where(whole, tf.cast(labels, tf.int64), tf.constant(NON_INTEGER_LABEL, tf.int64))
     logits_rank = logits.shape.rank
     labels_rank = labels.shape.rank
     if logits_rank is None or labels_rank is None:
@@ -124,7 +152,9 @@ def check_distribution_rows(targets, loss_name, axis=-1):
     """Reject multi-hot rows for single-label (softmax) losses.
 
     Rows must sum to 1 (one-hot or soft targets) or to 0 (padding, contributes
-    nothing). Raises in eager/graph mode; compiled out under XLA.
+    nothing). Raises in eager/graph mode. XLA compiles the assertion out, so
+    the boolean row mask is returned too: callers make the loss of a bad row
+    NaN (see ``check_label_range``), never a plausible number.
     """
     sums = tf.reduce_sum(targets, axis=axis)
     tol = 1e-2 if targets.dtype in HALF_DTYPES else 1e-3
@@ -142,3 +172,4 @@ def check_distribution_rows(targets, loss_name, axis=-1):
         summarize=4,
         name="check_target_rows",
     )
+    return ok

@@ -66,6 +66,8 @@ def class_log_probabilities(y_pred, from_logits=False):
     cross-entropy does, so a confident miss costs at most -log(1e-7) ~ 16.1.
     """
     scores = _scores(y_pred)
+    if not from_logits:  # logits passed as probabilities would give a plausible, wrong NLL
+        check_probabilities(scores)
     if _is_binary(scores):
         log_p, log_not_p = crossentropy.sigmoid_log_terms(scores, from_logits)
         return tf.concat([log_not_p, log_p], axis=-1)

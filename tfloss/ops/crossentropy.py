@@ -62,6 +62,7 @@ def sparse_categorical_crossentropy(
       Labels outside [0, C) raise InvalidArgumentError in eager and graph mode;
       under XLA (which drops assertions) their loss is NaN.
     """
+    _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
     y_pred, out_dtype = _common.to_compute(y_pred)
     y_pred = _class_axis_last(y_pred, axis)
     labels = _common.sparse_labels(labels, y_pred)
@@ -100,6 +101,7 @@ def categorical_crossentropy(
     Multi-hot rows (sums above 1) are rejected in eager and graph mode: they
     are multi-label data, for which the sigmoid cross-entropy is the loss.
     """
+    _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
     y_pred, out_dtype = _common.to_compute(y_pred)
     targets = tf.cast(tf.convert_to_tensor(targets), y_pred.dtype)
     if not targets.shape.is_compatible_with(y_pred.shape):
@@ -110,14 +112,15 @@ def categorical_crossentropy(
         )
     y_pred = _class_axis_last(y_pred, axis)
     targets = _class_axis_last(targets, axis)
-    _common.check_distribution_rows(targets, "a categorical (softmax) loss")
+    rows_ok = _common.check_distribution_rows(targets, "a categorical (softmax) loss")
     num_classes = num_classes_of(y_pred)
     targets = _common.smooth_one_hot_targets(targets, label_smoothing, num_classes)
     log_p = log_probabilities(y_pred, from_logits)
     terms = targets * log_p
     if class_weight is not None:
         terms = terms * _common.class_vector(class_weight, y_pred.shape[-1], y_pred.dtype, "class_weight")
-    return tf.cast(-tf.reduce_sum(terms, axis=-1), out_dtype)
+    loss = _common.nan_where_invalid(-tf.reduce_sum(terms, axis=-1), rows_ok)
+    return tf.cast(loss, out_dtype)
 
 
 def align_binary_targets(targets, y_pred):
@@ -155,6 +158,7 @@ def sigmoid_crossentropy(
     weights ``pw`` (as ``tf.nn.weighted_cross_entropy_with_logits``). For
     ``y_pred`` of rank 1 (one output per sample) no axis is averaged.
     """
+    _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
     y_pred, out_dtype = _common.to_compute(y_pred)
     targets = tf.cast(align_binary_targets(targets, y_pred), y_pred.dtype)
     if label_smoothing:

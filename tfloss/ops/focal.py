@@ -107,6 +107,9 @@ def sparse_categorical_focal_crossentropy(
       0 where the label equals ``ignore_class``; labels outside [0, C) raise in
       eager and graph mode and give NaN under XLA.
     """
+    _common.check_values(alpha, "alpha", low=0.0)
+    _common.check_values(gamma, "gamma", low=0.0)
+    _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
     y_pred, out_dtype = _common.to_compute(y_pred)
     y_pred = _class_axis_last(y_pred, axis)
     labels = _common.sparse_labels(labels, y_pred)
@@ -154,6 +157,9 @@ def categorical_focal_crossentropy(
     every class, or C values >= 0, e.g. from ``tfloss.class_weights``).
     Multi-hot rows are rejected in eager and graph mode, naming the sigmoid loss.
     """
+    _common.check_values(alpha, "alpha", low=0.0)
+    _common.check_values(gamma, "gamma", low=0.0)
+    _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
     y_pred, out_dtype = _common.to_compute(y_pred)
     targets = tf.cast(tf.convert_to_tensor(targets), y_pred.dtype)
     if not targets.shape.is_compatible_with(y_pred.shape):
@@ -164,7 +170,7 @@ def categorical_focal_crossentropy(
         )
     y_pred = _class_axis_last(y_pred, axis)
     targets = _class_axis_last(targets, axis)
-    _common.check_distribution_rows(targets, "a categorical (softmax) focal loss")
+    rows_ok = _common.check_distribution_rows(targets, "a categorical (softmax) focal loss")
     num_classes = num_classes_of(y_pred)
     targets = _common.smooth_one_hot_targets(targets, label_smoothing, num_classes)
     log_p, not_p = softmax_terms(y_pred, from_logits)
@@ -173,7 +179,8 @@ def categorical_focal_crossentropy(
     alpha = _vector(alpha, y_pred.shape[-1], y_pred.dtype, "alpha")
     if alpha is not None:
         terms = terms * alpha
-    return tf.cast(-tf.reduce_sum(terms, axis=-1), out_dtype)
+    loss = _common.nan_where_invalid(-tf.reduce_sum(terms, axis=-1), rows_ok)
+    return tf.cast(loss, out_dtype)
 
 
 def sigmoid_focal_crossentropy(
@@ -205,6 +212,9 @@ def sigmoid_focal_crossentropy(
     """
     if class_reduction not in CLASS_REDUCTIONS:
         raise ValueError(f"class_reduction must be one of {list(CLASS_REDUCTIONS)}; got {class_reduction!r}.")
+    _common.check_values(alpha, "alpha", low=0.0, high=1.0)
+    _common.check_values(gamma, "gamma", low=0.0)
+    _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
     y_pred, out_dtype = _common.to_compute(y_pred)
     targets = tf.cast(align_binary_targets(targets, y_pred), y_pred.dtype)
     if label_smoothing:

@@ -357,6 +357,8 @@ def smooth_topk_svm(labels, scores, k=5, alpha=1.0, tau=1.0):
       Loss per row (B,) in ``scores``' dtype. Out-of-range labels raise in
       eager and graph mode and give NaN under XLA.
     """
+    _common.check_values(alpha, "alpha", low=0.0)
+    _common.check_values(tau, "tau", low=0.0, low_inclusive=False)
     rows, label_score, is_label, in_range, batch_shape, out_dtype = _prepare(labels, scores, k)
     scale = 1.0 / (k * tau)
     x = (rows - label_score[:, None]) * tf.constant(scale, rows.dtype)
@@ -376,6 +378,7 @@ def hard_topk_svm(labels, scores, k=5, alpha=1.0):
     by k rounds of max-and-mask; its gradient goes to one element (ties are
     broken by the lowest index). Args as ``smooth_topk_svm``.
     """
+    _common.check_values(alpha, "alpha", low=0.0)
     rows, label_score, is_label, in_range, batch_shape, out_dtype = _prepare(labels, scores, k)
     top, _ = _top_rounds(rows, is_label, k)
     loss = tf.nn.relu(alpha + (top[-1] - label_score) / k)
