@@ -137,7 +137,6 @@ def test_label_noise_rate_and_targets(mode):
 def test_noise_groups():
     assert _data.noise_groups(10, 2) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
     assert _data.noise_groups(10, 3) == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
-    assert _data.noise_groups(3, 5) == [[0, 1, 2]]
 
 
 def _save(path, **arrays):
@@ -293,3 +292,10 @@ def test_user_npz_with_sparse_label_values(tmp_path, capsys):
     assert config["num_classes"] == 3 and config["data_source"] == path
     assert _run(tmp_path / "b", "--data", path, "--top-k", "5") == 2
     assert "--top-k 5 exceeds the 3 classes" in capsys.readouterr().err
+
+
+def test_noise_group_must_be_below_the_class_count():
+    with pytest.raises(_data.DataError, match="--noise-group must be below the number of classes"):
+        _data.noise_groups(10, 10)
+    with pytest.raises(_data.DataError, match="got 5"):
+        _data.noise_groups(3, 5)

@@ -121,6 +121,8 @@ def noise_groups(num_classes, group_size):
     last group of one class joins the group before it (it has nowhere to move)."""
     if group_size < 2:
         raise DataError(f"--noise-group must be >= 2; got {group_size}.")
+    if group_size >= num_classes:  # one group of every class would be symmetric noise under another name
+        raise DataError(f"--noise-group must be below the number of classes ({num_classes}); got {group_size}.")
     groups = [list(range(s, min(s + group_size, num_classes))) for s in range(0, num_classes, group_size)]
     if len(groups) > 1 and len(groups[-1]) == 1:
         last = groups.pop()
