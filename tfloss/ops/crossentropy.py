@@ -92,16 +92,13 @@ def sparse_categorical_crossentropy(
     return tf.cast(loss, out_dtype)
 
 
-def categorical_crossentropy(
-    targets, y_pred, from_logits=False, label_smoothing=0.0, class_weight=None, axis=-1
-):
-    """Softmax cross-entropy against one-hot or soft targets (rows summing to 1).
+def dense_targets(targets, y_pred, axis, loss_name):
+    """Shared entry of the softmax losses with one-hot or soft targets.
 
-    ``loss = -sum_c w_c q_c log p_c`` with ``q = (1 - eps) * targets + eps / C``.
-    Multi-hot rows (sums above 1) are rejected in eager and graph mode: they
-    are multi-label data, for which the sigmoid cross-entropy is the loss.
+    Returns ``(targets, y_pred, rows_ok, out_dtype)``: both tensors in the
+    compute dtype with the class axis last, the mask of rows that sum to 1 (or
+    0), and the dtype to return the loss in. Raises on a shape mismatch.
     """
-    _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
     y_pred, out_dtype = _common.to_compute(y_pred)
     targets = tf.cast(tf.convert_to_tensor(targets), y_pred.dtype)
     if not targets.shape.is_compatible_with(y_pred.shape):
@@ -112,7 +109,21 @@ def categorical_crossentropy(
         )
     y_pred = _class_axis_last(y_pred, axis)
     targets = _class_axis_last(targets, axis)
-    rows_ok = _common.check_distribution_rows(targets, "a categorical (softmax) loss")
+    rows_ok = _common.check_distribution_rows(targets, loss_name)
+    return targets, y_pred, rows_ok, out_dtype
+
+
+def categorical_crossentropy(
+    targets, y_pred, from_logits=False, label_smoothing=0.0, class_weight=None, axis=-1
+):
+    """Softmax cross-entropy against one-hot or soft targets (rows summing to 1).
+
+    ``loss = -sum_c w_c q_c log p_c`` with ``q = (1 - eps) * targets + eps / C``.
+    Multi-hot rows (sums above 1) are rejected in eager and graph mode: they
+    are multi-label data, for which the sigmoid cross-entropy is the loss.
+    """
+    _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
+    targets, y_pred, rows_ok, out_dtype = dense_targets(targets, y_pred, axis, "a categorical (softmax) loss")
     num_classes = num_classes_of(y_pred)
     targets = _common.smooth_one_hot_targets(targets, label_smoothing, num_classes)
     log_p = log_probabilities(y_pred, from_logits)

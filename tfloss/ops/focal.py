@@ -24,6 +24,7 @@ from tfloss.ops import _common
 from tfloss.ops.crossentropy import EPSILON
 from tfloss.ops.crossentropy import _class_axis_last
 from tfloss.ops.crossentropy import align_binary_targets
+from tfloss.ops.crossentropy import dense_targets
 from tfloss.ops.crossentropy import log_probabilities
 from tfloss.ops.crossentropy import num_classes_of
 from tfloss.ops.crossentropy import sigmoid_log_terms
@@ -160,17 +161,9 @@ def categorical_focal_crossentropy(
     _common.check_values(alpha, "alpha", low=0.0)
     _common.check_values(gamma, "gamma", low=0.0)
     _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
-    y_pred, out_dtype = _common.to_compute(y_pred)
-    targets = tf.cast(tf.convert_to_tensor(targets), y_pred.dtype)
-    if not targets.shape.is_compatible_with(y_pred.shape):
-        raise ValueError(
-            "y_true (one-hot or soft targets) must have the shape of y_pred "
-            f"{_common._shape_str(y_pred.shape)}; got {_common._shape_str(targets.shape)}. "
-            "For integer labels use the sparse loss."
-        )
-    y_pred = _class_axis_last(y_pred, axis)
-    targets = _class_axis_last(targets, axis)
-    rows_ok = _common.check_distribution_rows(targets, "a categorical (softmax) focal loss")
+    targets, y_pred, rows_ok, out_dtype = dense_targets(
+        targets, y_pred, axis, "a categorical (softmax) focal loss"
+    )
     num_classes = num_classes_of(y_pred)
     targets = _common.smooth_one_hot_targets(targets, label_smoothing, num_classes)
     log_p, not_p = softmax_terms(y_pred, from_logits)
