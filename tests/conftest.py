@@ -132,10 +132,7 @@ def _reset_policy():
     yield
     import tfloss._keras as k
 
-    if k.IS_KERAS_3:
-        k.keras.config.set_dtype_policy("float32")
-    else:
-        k.keras.mixed_precision.set_global_policy("float32")
+    k.set_dtype_policy("float32")
 
 
 try:

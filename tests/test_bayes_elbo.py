@@ -221,10 +221,7 @@ def test_fresh_process_save_and_load(tmp_path):
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_fit_under_mixed_precision(policy):
-    if _keras.IS_KERAS_3:
-        keras.config.set_dtype_policy(policy)
-    else:
-        keras.mixed_precision.set_global_policy(policy)
+    _keras.set_dtype_policy(policy)
     network = keras.Sequential([keras.Input((5,)), tfloss.DenseFlipout(8, activation="relu", seed=1),
                                 DenseReparameterization(3, seed=2)])
     model = ELBOModel(network, PerExample(16))

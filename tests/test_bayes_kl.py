@@ -140,10 +140,7 @@ def test_seeded_noise_and_xla(cls):
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 @pytest.mark.parametrize("cls", [DenseReparameterization, DenseFlipout])
 def test_mixed_precision(cls, policy):
-    if _keras.IS_KERAS_3:
-        keras.config.set_dtype_policy(policy)
-    else:
-        keras.mixed_precision.set_global_policy(policy)
+    _keras.set_dtype_policy(policy)
     x = np.random.default_rng(6).normal(size=(8, 5)).astype(np.float32)
     layer = cls(4, seed=3)
     out = layer(x)

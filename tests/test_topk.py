@@ -194,10 +194,7 @@ def test_half_precision_close_to_float32(dtype, rtol):
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_fit(policy):
-    if _keras.IS_KERAS_3:
-        keras.config.set_dtype_policy(policy)
-    else:
-        keras.mixed_precision.set_global_policy(policy)
+    _keras.set_dtype_policy(policy)
     rng = np.random.default_rng(6)
     x = rng.normal(size=(64, 8)).astype(np.float32)
     y = rng.integers(0, 50, 64)

@@ -88,6 +88,14 @@ def set_mask(tensor, mask):
     return tensor
 
 
+def set_dtype_policy(name):
+    """Set the global dtype policy ("float32", "mixed_float16", ...) on the active Keras."""
+    if IS_KERAS_3:
+        keras.config.set_dtype_policy(name)
+    else:
+        keras.mixed_precision.set_global_policy(name)
+
+
 def get_mask(tensor):
     return getattr(tensor, "_keras_mask", None)
 
