@@ -36,6 +36,26 @@ def num_classes_of(x):
     return static if static is not None else tf.shape(x)[-1]
 
 
+def sparse_targets(labels, y_pred, axis, ignore_class):
+    """Shared entry of the softmax losses with integer labels.
+
+    Returns ``(y_pred, labels, safe, in_range, valid, out_dtype)``: predictions
+    in the compute dtype with the class axis last; labels shaped like them
+    without it; ``safe`` labels usable as gather indices (ignored entries set to
+    0); the in-range mask (see ``check_label_range``); the not-ignored mask (None
+    without ``ignore_class``); the dtype to return the loss in.
+    """
+    y_pred, out_dtype = _common.to_compute(y_pred)
+    y_pred = _class_axis_last(y_pred, axis)
+    labels = _common.sparse_labels(labels, y_pred)
+    safe, in_range = _common.check_label_range(labels, num_classes_of(y_pred), ignore_class)
+    valid = None
+    if ignore_class is not None:
+        valid = tf.not_equal(labels, tf.cast(ignore_class, labels.dtype))
+        safe = tf.where(valid, safe, tf.zeros_like(safe))
+    return y_pred, labels, safe, in_range, valid, out_dtype
+
+
 def sparse_categorical_crossentropy(
     labels,
     y_pred,
@@ -63,16 +83,9 @@ def sparse_categorical_crossentropy(
       under XLA (which drops assertions) their loss is NaN.
     """
     _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
-    y_pred, out_dtype = _common.to_compute(y_pred)
-    y_pred = _class_axis_last(y_pred, axis)
-    labels = _common.sparse_labels(labels, y_pred)
+    y_pred, labels, safe, in_range, valid, out_dtype = sparse_targets(labels, y_pred, axis, ignore_class)
     log_p = log_probabilities(y_pred, from_logits)
     num_classes = num_classes_of(log_p)
-    safe, in_range = _common.check_label_range(labels, num_classes, ignore_class)
-    valid = None
-    if ignore_class is not None:
-        valid = tf.not_equal(labels, tf.cast(ignore_class, labels.dtype))
-        safe = tf.where(valid, safe, tf.zeros_like(safe))
     rank = labels.shape.rank
     nll = -tf.gather(log_p, safe, axis=rank, batch_dims=rank)
     if class_weight is not None:

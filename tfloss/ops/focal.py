@@ -22,12 +22,12 @@ import tensorflow as tf
 
 from tfloss.ops import _common
 from tfloss.ops.crossentropy import EPSILON
-from tfloss.ops.crossentropy import _class_axis_last
 from tfloss.ops.crossentropy import align_binary_targets
 from tfloss.ops.crossentropy import dense_targets
 from tfloss.ops.crossentropy import log_probabilities
 from tfloss.ops.crossentropy import num_classes_of
 from tfloss.ops.crossentropy import sigmoid_log_terms
+from tfloss.ops.crossentropy import sparse_targets
 
 # Stands in for log(0) where a logit must be left out of a
 # log-sum-exp: finite, so that no gradient ever meets inf - inf or 0 * inf.
@@ -111,15 +111,7 @@ def sparse_categorical_focal_crossentropy(
     _common.check_values(alpha, "alpha", low=0.0)
     _common.check_values(gamma, "gamma", low=0.0)
     _common.check_values(label_smoothing, "label_smoothing", low=0.0, high=1.0, high_inclusive=False)
-    y_pred, out_dtype = _common.to_compute(y_pred)
-    y_pred = _class_axis_last(y_pred, axis)
-    labels = _common.sparse_labels(labels, y_pred)
-    num_classes = num_classes_of(y_pred)
-    safe, in_range = _common.check_label_range(labels, num_classes, ignore_class)
-    valid = None
-    if ignore_class is not None:
-        valid = tf.not_equal(labels, tf.cast(ignore_class, labels.dtype))
-        safe = tf.where(valid, safe, tf.zeros_like(safe))
+    y_pred, labels, safe, in_range, valid, out_dtype = sparse_targets(labels, y_pred, axis, ignore_class)
     alpha = _vector(alpha, y_pred.shape[-1], y_pred.dtype, "alpha")
     gamma = _vector(gamma, y_pred.shape[-1], y_pred.dtype, "gamma")
     rank = labels.shape.rank
