@@ -155,6 +155,30 @@ def test_all_equal_scores_closed_form():
         np.testing.assert_allclose(g.sum(-1), 0.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("k", [5, 10, 20])
+def test_hand_written_gradient_where_the_tail_is_dominated_or_tied(k):
+    # The backward pass forms each tail class's subset probability by a
+    # recursion with a subtraction (tfloss/ops/topk.py, _through_split); it
+    # is hardest when one tail class dominates the rest, when the tail ties
+    # with the k - 1 largest, and for short rows (n = k + 1, k + 2).
+    # Scores are exact in float32 and tau = 1, so the float32 rounding of the
+    # inputs does not blur the comparison.
+    for n in (k + 1, k + 2, 2 * k, 3 * k + 1):
+        rows = []
+        for gap in (0.0, 0.5, 4.0, 30.0):
+            s = np.zeros(n)
+            s[: k - 1] = gap
+            rows.append(s.copy())  # the k - 1 largest tied, the tail tied below them
+            s[k - 1] = gap - 0.25
+            rows.append(s.copy())  # and one tail class far above the rest of the tail
+            rows.append(-np.arange(n) * gap / 8)  # evenly spaced
+        scores = np.repeat(np.array(rows, np.float32), 3, axis=0)
+        labels = np.tile([0, k - 1, n - 1], len(rows))
+        value, grad = value_grad(tfloss.SmoothTopKSVM(k=k, reduction="none"), labels, scores)
+        want, want_grad = reference_rows(scores.astype(np.float64), labels, k, 1.0, 1.0)
+        assert_close_to_reference(value, grad, scores.astype(np.float64), labels, want, want_grad)
+
+
 def test_ties_split_gradient_symmetrically():
     scores = np.array([[3.0, 3.0, 3.0, 1.0, 0.0, -2.0]], np.float32)
     for k in (1, 2, 3, 4):

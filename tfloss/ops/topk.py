@@ -88,49 +88,67 @@ def _logaddexp(a, b):
     return big + tf.math.log(tf.exp(a - big) + tf.exp(b - big))
 
 
-def _top_rounds(x, taken, rounds):
-    """``rounds`` rounds of max-and-mask along the last axis of x (R, n).
+def _largest(v, count):
+    """The ``count`` largest entries of ``v`` (R, n), largest first, and their
+    positions: values (R, count) and int32 positions (R, count).
 
-    Each round takes the maximum of the entries not yet taken and marks the
-    first position holding it (so tied values are taken one at a time).
-    Returns the values taken (list of (R,), largest first) and the updated
-    boolean mask of taken positions. The gradient of each value goes to its
-    one position only (a select in the backward pass: cheaper under XLA than
-    an argmax reduction and a gather, whose gradient is a scatter).
+    ``count`` rounds of max-and-mask; each round takes the first position
+    holding the maximum, so tied values are taken one at a time. No gradient
+    (callers supply their own).
     """
-    if rounds == 0:
-        return [], taken
-    n = x.shape[-1]
-    positions = tf.range(n, dtype=tf.int32)
-    lowest = tf.constant(x.dtype.min, x.dtype)
-    rank = tf.fill(tf.shape(x), tf.constant(-1, tf.int32))
-    values = []
-    masked = tf.stop_gradient(x)
-    for r in range(rounds):
-        masked = tf.where(taken, lowest, masked)
-        peak = tf.reduce_max(masked, axis=-1)
-        first = tf.reduce_min(tf.where(tf.equal(masked, peak[:, None]), positions, n), axis=-1)
-        hit = tf.equal(positions, first[:, None])
-        rank = tf.where(hit, r, rank)
-        taken = tf.logical_or(taken, hit)
+    n = v.shape[-1]
+    columns = tf.range(n, dtype=tf.int32)
+    lowest = tf.constant(v.dtype.min, v.dtype)
+    values, positions = [], []
+    for _ in range(count):
+        peak = tf.reduce_max(v, axis=-1)
+        first = tf.reduce_min(tf.where(tf.equal(v, peak[:, None]), columns, n - 1), axis=-1)
+        v = tf.where(tf.equal(columns, first[:, None]), lowest, v)
         values.append(peak)
-    return tf.unstack(_pick(x, tf.stack(values, axis=-1), rank), axis=-1), taken
+        positions.append(first)
+    return tf.stack(values, axis=-1), tf.stack(positions, axis=-1)
 
 
-def _pick(x, values, rank):
-    """``values`` (R, m), the entries of x at ``rank == 0..m-1``, with that gradient."""
+def _block_size(n, count):
+    """Width of the column blocks ``_top`` screens a row of n with (None: no
+    blocks). About sqrt(n / count) balances the rounds over the block maxima
+    (n / size values) against those over the candidates (count * size)."""
+    size = int(round((n / count) ** 0.5))
+    return size if size >= 4 else None
 
-    @tf.custom_gradient
-    def pick(x):
-        def grad(upstream):
-            out = tf.zeros_like(x)
-            for r in range(values.shape[-1]):
-                out = tf.where(tf.equal(rank, r), upstream[:, r : r + 1], out)
-            return out
 
-        return tf.identity(values), grad
+def _top(v, count):
+    """``_largest(v, count)`` with the rounds run on a short list of candidates.
 
-    return pick(x)
+    Whole rows are read once, for the maximum of each column block; the
+    ``count`` largest entries lie in the ``count`` blocks with the largest
+    maxima (a block outside them has ``count`` blocks, each holding an entry at
+    least as large, above it). The rounds then run over those blocks' entries
+    only: under XLA on CPU each round over a full row costs about as much as
+    a softmax, and ``tf.math.top_k`` becomes a full sort.
+    """
+    n = v.shape[-1]
+    size = _block_size(n, count)
+    if size is None:
+        return _largest(v, count)
+    groups = -(-n // size)
+    if groups * size != n:
+        v = tf.pad(v, [[0, 0], [0, groups * size - n]], constant_values=v.dtype.min)
+    blocks = tf.reshape(v, [-1, groups, size])
+    _, chosen = _largest(tf.reduce_max(blocks, axis=-1), count)
+    candidates = tf.reshape(tf.gather(blocks, chosen, axis=1, batch_dims=1), [-1, count * size])
+    values, local = _largest(candidates, count)
+    block = tf.gather(chosen, local // size, axis=1, batch_dims=1)
+    return values, block * size + local % size
+
+
+def _one_of(positions, n):
+    """Boolean (R, n): the columns listed in ``positions`` (R, m)."""
+    columns = tf.range(n, dtype=tf.int32)
+    hit = tf.zeros([tf.shape(positions)[0], n], tf.bool)
+    for m in range(positions.shape[-1]):
+        hit = hit | tf.equal(columns, positions[:, m : m + 1])
+    return hit
 
 
 # Elements per chunk of a row for the first, sequential stage of
@@ -217,20 +235,25 @@ def _stacked_tree(coeffs, k):
     return tf.unstack(poly[1:, :, 0], axis=0)
 
 
-def _log_esp_h(h, template):
-    """``r_m = log e_m(exp h) - (h_1 + ... + h_m)`` for m = 0..len(h), for the
-    few values ``h`` sorted largest first (list of tensors like ``template``).
+def _log_esp_h(h):
+    """``r_m = log e_m(exp h) - (h_1 + ... + h_m)`` for m = 0..c, as (R, c + 1),
+    for the few values ``h`` (R, c) of each row sorted largest first.
 
-    Kept relative to the sum of the m largest (``0 <= r_m <= log C(len(h), m)``)
+    Kept relative to the sum of the m largest (``0 <= r_m <= log C(c, m)``)
     so that the large parts cancel exactly between degrees k and k - 1 instead
     of leaving eps * |sum| of rounding. The recursion
     ``e_m <- e_m + exp(h_i) e_{m-1}`` becomes
-    ``r_m <- logaddexp(r_m, h_i - h_m + r_{m-1})``.
+    ``r_m <- logaddexp(r_m, h_i - h_m + r_{m-1})``, run for all m at once (c
+    steps on (R, c) tensors rather than c^2 / 2 steps on (R,) ones: under XLA
+    on CPU every small op has a fixed cost).
     """
-    logs = [tf.zeros_like(template)] + [tf.fill(tf.shape(template), tf.constant(LOG_ZERO, template.dtype))] * len(h)
-    for i, value in enumerate(h, start=1):
-        for m in range(i, 0, -1):
-            logs[m] = _logaddexp(logs[m], value - h[m - 1] + logs[m - 1])
+    count = h.shape[-1]
+    first = tf.zeros([tf.shape(h)[0], 1], h.dtype)
+    logs = tf.concat([first, tf.fill(tf.shape(h), tf.constant(LOG_ZERO, h.dtype))], axis=-1)
+    for i in range(count):
+        # for m > i + 1, r_{m-1} is still the stand-in and r_m stays near it
+        grown = _logaddexp(logs[:, 1:], h[:, i : i + 1] - h + logs[:, :-1])
+        logs = tf.concat([first, grown], axis=-1)
     return logs
 
 
@@ -239,48 +262,128 @@ def _safe_log(v):
     return tf.where(positive, tf.math.log(tf.where(positive, v, tf.ones_like(v))), tf.constant(LOG_ZERO, v.dtype))
 
 
-def _split_log_esp(x, exclude, k):
-    """The pieces of ``log e_j(exp x)``, j <= k, over the entries of x (R, n)
-    not in ``exclude``: ``log e_m(H)`` for the k - 1 largest (fewer if the row
-    is short) and ``log e_j(L)`` for the rest. Returns ``(combine, prefix,
-    shift)`` with ``log e_j = combine(j) + prefix(j) + j * shift``."""
-    available = x.shape[-1] - 1 if x.shape[-1] is not None else k
-    top, taken = _top_rounds(x, exclude, max(0, min(k - 1, available)))
-    lowest = tf.constant(x.dtype.min, x.dtype)
-    # logsumexp over L, computed from its maximum so the exponentials are <= 1;
-    # held constant for the gradient (the result does not depend on it).
-    peak = tf.stop_gradient(tf.reduce_max(tf.where(taken, lowest, x), axis=-1))
-    # The inner select keeps the masked entries (which may lie far above the
-    # peak) from overflowing, which would turn their zero gradient into NaN.
-    # (Not min(x - peak, 0): XLA may round x - peak of the peak itself to a
-    # hair above 0, and the min would then cut the peak's gradient.)
-    safe = tf.where(taken, tf.zeros_like(x), x - peak[:, None])
-    scaled = tf.where(taken, tf.zeros_like(x), tf.exp(safe))
-    total = tf.stop_gradient(tf.reduce_sum(scaled, axis=-1))
-    shift = peak + tf.math.log(total)
-    normalised = scaled * (1.0 / total)[:, None]
-    # Everything below is in units where L sums to one: log e_j = (result) +
-    # j * shift. Adding j * shift only once, at the end, keeps the rounding
-    # error at eps * |shift| instead of eps * k * |shift|.
-    log_l = [tf.zeros_like(shift)] + [_safe_log(e) for e in _linear_esp(normalised, k)]
-    top = [h - shift for h in top]
-    log_h = _log_esp_h(top, shift)
+def _split(x, exclude, k, count):
+    """Forward pieces of ``log e_j(exp x)``, j <= k, over the entries of x
+    (R, n) not in ``exclude``, split into ``H``, the ``count`` largest, and
+    ``L``, the rest (module docstring, steps 2-4).
+
+    Returns a dict: ``h`` (R, count) and ``h_at`` (their positions), ``in_l``
+    (R, n), ``b`` (R, n; L normalised to sum to one, 0 elsewhere), ``e`` (the
+    list ``e_1(b), ..., e_k(b)``) and ``shift`` (R,), the log of L's
+    normalisation: ``log e_j(L) = log e_j(b) + j * shift``.
+    """
+    n = x.shape[-1]
+    x = tf.stop_gradient(x)
+    values, positions = _top(tf.where(exclude, tf.constant(x.dtype.min, x.dtype), x), count + 1)
+    h, h_at, peak = values[:, :count], positions[:, :count], values[:, count]
+    in_l = tf.logical_not(exclude | _one_of(h_at, n))
+    # L's maximum is the (count + 1)-th largest, so these exponentials are <= 1;
+    # the inner select keeps H's entries (far above the peak) from overflowing.
+    scaled = tf.where(in_l, tf.exp(tf.where(in_l, x - peak[:, None], tf.zeros_like(x))), tf.zeros_like(x))
+    total = tf.reduce_sum(scaled, axis=-1)
+    b = scaled * (1.0 / total)[:, None]
+    return {"h": h, "h_at": h_at, "in_l": in_l, "b": b, "e": _linear_esp(b, k), "peak": peak, "total": total}
+
+
+def _combiner(h, log_l, shift, k):
+    """``combine(j) = log e_j - j * shift - (sum of the min(j, |H|) largest of
+    H)`` from H's values ``h`` (R, c) and ``log e_j(b)`` (a list, j = 0..k),
+    and ``prefix(j)``, that sum. Small per-row tensors only: gradients through
+    here come from autodiff (``_through_split``)."""
+    count = h.shape[-1]
+    top = h - shift[:, None]
+    log_h = _log_esp_h(top)
+    log_l = tf.stack(log_l, axis=-1)
+    zero = tf.zeros_like(shift)
 
     def combine(j):
-        """``log e_j - j * shift - (sum of the min(j, |H|) largest of H)``."""
-        last = min(j, len(top))
-        terms = []
-        for m in range(max(0, j - k), last + 1):
-            gap = sum(top[m:last], tf.zeros_like(shift))  # the H values that term m leaves out
-            terms.append(log_h[m] + log_l[j - m] - gap)
-        if len(terms) == 1:
-            return tf.maximum(terms[0], LOG_ZERO)
-        return tf.maximum(tf.reduce_logsumexp(tf.stack(terms, axis=-1), axis=-1), LOG_ZERO)
+        last = min(j, count)
+        m = list(range(max(0, j - k), last + 1))
+        # the H values that term m leaves out: top[m:last], summed directly
+        # (a difference of prefix sums would round by eps * |sum|)
+        gaps = [zero]
+        for i in range(last - 1, -1, -1):
+            gaps.append(gaps[-1] + top[:, i])
+        gaps = tf.stack(gaps[::-1], axis=-1)
+        terms = (tf.gather(log_h, m, axis=-1) + tf.gather(log_l, [j - i for i in m], axis=-1)
+                 - tf.gather(gaps, m, axis=-1))
+        return tf.maximum(tf.reduce_logsumexp(terms, axis=-1), LOG_ZERO)
 
     def prefix(j):
-        return sum(top[: min(j, len(top))], tf.zeros_like(shift))
+        last = min(j, count)
+        return tf.reduce_sum(top[:, :last], axis=-1) if last else zero
 
-    return combine, prefix, shift
+    return combine, prefix
+
+
+def _through_split(x, exclude, k, count, head):
+    """``head(combine, prefix, shift)`` of x's split (``_split``), with a
+    hand-written gradient.
+
+    Autodiff through the product tree would store and re-read every level of
+    it; instead the backward pass is one element-wise sweep. ``head`` depends
+    on x through H's values and ``log e_r(L)``, r = 1..k; its gradients with
+    respect to those (R, k) quantities come from autodiff of the small
+    per-row code. The derivative of ``log e_r(L)`` with respect to ``x_i``,
+    i in L, is the probability ``pi_r(i) = b_i e_{r-1}(L without i) / e_r(L)``
+    that i belongs to a random r-subset of L weighted by its product, and
+    ``e_{r-1}(L) = e_{r-1}(L without i) + b_i e_{r-2}(L without i)`` gives
+
+        pi_1(i) = b_i / e_1,    pi_r(i) = (e_{r-1} / e_r) b_i (1 - pi_{r-1}(i)),
+
+    O(k) multiply-adds an element, no exp or log. The subtraction loses
+    accuracy only when ``pi_{r-1}(i)`` is near one, that is when L is
+    dominated by i; r-subsets then carry a weight of the order of
+    ``1 - pi_{r-1}(i)`` in ``head``, so the product stays accurate (tested
+    against float64 references). Each ``pi`` is clipped to [0, 1].
+    """
+    n = x.shape[-1]
+
+    @tf.custom_gradient
+    def through(x):
+        parts = _split(x, exclude, k, count)
+        # The per-row part runs in float64: the logs of e_j and of the sums in
+        # it reach log C(n, k) (about 60 for n = 200, k = 20), whose float32
+        # rounding would dominate the loss's error; e_j themselves carry only
+        # a few float32 roundings relative to their size.
+        wide = tf.float64
+        h = tf.cast(parts["h"], wide)
+        log_l = [tf.zeros(tf.shape(parts["peak"]), wide)] + [_safe_log(tf.cast(e, wide)) for e in parts["e"]]
+        shift = tf.cast(parts["peak"], wide) + tf.math.log(tf.cast(parts["total"], wide))
+
+        def run(h, log_l):
+            combine, prefix = _combiner(h, log_l, shift, k)
+            return head(combine, prefix, shift)
+
+        out = tf.cast(run(h, log_l), x.dtype)
+
+        def grad(upstream):
+            lows = log_l[1:]
+            with tf.GradientTape() as tape:
+                tape.watch([h] + lows)
+                again = run(h, [log_l[0]] + lows)
+            grads = tape.gradient(again, [h] + lows, output_gradients=tf.cast(upstream, wide),
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            g_h = tf.cast(grads[0], x.dtype)
+            g_l = [tf.cast(g, x.dtype) for g in grads[1:]]
+            b, e = parts["b"], [tf.ones_like(parts["peak"])] + parts["e"]
+            pi = tf.zeros_like(b)
+            dx = tf.zeros_like(b)
+            for r in range(1, k + 1):
+                # e_{r-1} / e_r, finite where e_r underflowed (g_l[r] is then 0)
+                ratio = tf.where(e[r] > 0, e[r - 1] / tf.where(e[r] > 0, e[r], tf.ones_like(e[r])), 0.0)
+                ratio = tf.minimum(ratio, 1e30)
+                pi = tf.clip_by_value(ratio[:, None] * b * (1.0 - pi), 0.0, 1.0)
+                dx = dx + g_l[r - 1][:, None] * pi
+            dx = tf.where(parts["in_l"], dx, tf.zeros_like(dx))
+            columns = tf.range(n, dtype=tf.int32)
+            for m in range(count):
+                dx = tf.where(tf.equal(columns, parts["h_at"][:, m : m + 1]), g_h[:, m : m + 1], dx)
+            return dx
+
+        return out, grad
+
+    return through(x)
 
 
 def log_elementary_symmetric(x, k):
@@ -295,8 +398,11 @@ def log_elementary_symmetric(x, k):
     x, out_dtype = _common.to_compute(x)
     n = _static_classes(x)
     rows = tf.reshape(x, [-1, n])
-    combine, prefix, shift = _split_log_esp(rows, tf.zeros_like(rows, dtype=tf.bool), k)
-    result = tf.stack([tf.maximum(combine(j) + prefix(j) + j * shift, LOG_ZERO) for j in range(k + 1)], axis=-1)
+
+    def head(combine, prefix, shift):
+        return tf.stack([tf.maximum(combine(j) + prefix(j) + j * shift, LOG_ZERO) for j in range(k + 1)], axis=-1)
+
+    result = _through_split(rows, tf.zeros_like(rows, dtype=tf.bool), k, max(0, min(k - 1, n - 1)), head)
     result = tf.reshape(result, tf.concat([tf.shape(x)[:-1], [k + 1]], 0))
     return tf.cast(result, out_dtype)
 
@@ -334,9 +440,31 @@ def _prepare(labels, scores, k):
     check_k(k, _static_classes(scores))
     batch_shape = tf.shape(scores)[:-1]
     safe, in_range, rows = _labels_and_rows(labels, scores)
-    label_score = tf.gather(rows, safe, axis=1, batch_dims=1)
     is_label = tf.equal(tf.range(rows.shape[-1], dtype=tf.int32), safe[:, None])
+    # a masked sum rather than a gather: exact (one non-zero term), and its
+    # gradient is a select rather than a scatter
+    label_score = tf.reduce_sum(tf.where(is_label, rows, tf.zeros_like(rows)), axis=-1)
     return rows, label_score, is_label, in_range, batch_shape, out_dtype
+
+
+def _kth_largest(rows, exclude, k):
+    """The k-th largest entry of each row of ``rows`` outside ``exclude``; its
+    gradient goes to that one position (the first, among ties)."""
+    n = rows.shape[-1]
+
+    @tf.custom_gradient
+    def kth(rows):
+        lowest = tf.constant(rows.dtype.min, rows.dtype)
+        values, positions = _top(tf.where(exclude, lowest, tf.stop_gradient(rows)), k)
+        at = positions[:, k - 1 : k]
+
+        def grad(upstream):
+            hit = tf.equal(tf.range(n, dtype=tf.int32), at)
+            return tf.where(hit, upstream[:, None], tf.zeros_like(rows))
+
+        return values[:, k - 1], grad
+
+    return kth(rows)
 
 
 def _finish(loss, in_range, batch_shape, out_dtype):
@@ -362,10 +490,14 @@ def smooth_topk_svm(labels, scores, k=5, alpha=1.0, tau=1.0):
     rows, label_score, is_label, in_range, batch_shape, out_dtype = _prepare(labels, scores, k)
     scale = 1.0 / (k * tau)
     x = (rows - label_score[:, None]) * tf.constant(scale, rows.dtype)
-    combine, _, shift = _split_log_esp(x, is_label, k)
-    # |H| = k - 1 here, so the sums of H left out of combine(k) and
-    # combine(k - 1) are the same and cancel exactly.
-    loss = tau * tf.nn.softplus(alpha / tau + shift + (combine(k) - combine(k - 1)))
+
+    def head(combine, prefix, shift):
+        # |H| = k - 1 here, so the sums of H left out of combine(k) and
+        # combine(k - 1) are the same and cancel exactly.
+        a, t = (tf.cast(v, shift.dtype) for v in (alpha, tau))
+        return t * tf.nn.softplus(a / t + shift + (combine(k) - combine(k - 1)))
+
+    loss = _through_split(x, is_label, k, k - 1, head)
     return _finish(loss, in_range, batch_shape, out_dtype)
 
 
@@ -380,6 +512,5 @@ def hard_topk_svm(labels, scores, k=5, alpha=1.0):
     """
     _common.check_values(alpha, "alpha", low=0.0)
     rows, label_score, is_label, in_range, batch_shape, out_dtype = _prepare(labels, scores, k)
-    top, _ = _top_rounds(rows, is_label, k)
-    loss = tf.nn.relu(alpha + (top[-1] - label_score) / k)
+    loss = tf.nn.relu(alpha + (_kth_largest(rows, is_label, k) - label_score) / k)
     return _finish(loss, in_range, batch_shape, out_dtype)
