@@ -158,7 +158,7 @@ def test_all_equal_scores_closed_form():
 @pytest.mark.parametrize("k", [5, 10, 20])
 def test_hand_written_gradient_where_the_tail_is_dominated_or_tied(k):
     # The backward pass forms each tail class's subset probability by a
-    # recursion with a subtraction (tfloss/ops/topk.py, _through_split); it
+    # recursion with a subtraction (tfloss/ops/symmetric.py, _through_split); it
     # is hardest when one tail class dominates the rest, when the tail ties
     # with the k - 1 largest, and for short rows (n = k + 1, k + 2).
     # Scores are exact in float32 and tau = 1, so the float32 rounding of the

@@ -20,6 +20,7 @@ from tfloss.ops.focal import (
     sparse_categorical_focal_crossentropy,
 )
 from tfloss.ops.image import ms_ssim, psnr, ssim
-from tfloss.ops.topk import hard_topk_svm, log_elementary_symmetric, smooth_topk_svm
+from tfloss.ops.symmetric import log_elementary_symmetric
+from tfloss.ops.topk import hard_topk_svm, smooth_topk_svm
 
 binary_crossentropy = sigmoid_crossentropy
