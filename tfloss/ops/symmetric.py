@@ -8,20 +8,17 @@ custom gradient used here.
 
 How ``log e_j`` is computed (all static-shape tensor code, XLA-friendly):
 
-1. Centre at the label, ``x_i = (s_i - s_y) / (k tau)``, so the label term
-   is exactly 0 and the loss keeps its relative accuracy for scores of
-   scale 1e3 (the difference is formed before the division).
-2. ``H``: the k - 1 largest ``x`` (label excluded); ``L``: all other
+1. ``H``: the k - 1 largest ``x`` (label excluded); ``L``: all other
    classes. For any split, ``e_j(all) = sum_m e_m(H) e_{j-m}(L)``. The k
    largest are found without reading whole rows k times: one pass takes the
    maximum of each column block, the k blocks with the largest maxima hold
    the k largest entries, and rounds of max-and-mask run over those blocks
    only (``tf.math.top_k`` becomes a full sort under XLA on CPU).
-3. ``e_m(H)`` in log space (only k - 1 values a row). This per-row part, and
-   the combination of step 4's result with it, runs in float64: it is small,
+2. ``e_m(H)`` in log space (only k - 1 values a row). This per-row part, and
+   the combination of step 3's result with it, runs in float64: it is small,
    and float32 rounding of logs as large as ``log C(n, k)`` would otherwise
    dominate the loss's error.
-4. ``e_j(L)`` in *linear* space after normalising ``L`` to sum to one
+3. ``e_j(L)`` in *linear* space after normalising ``L`` to sum to one
    (``b_i = exp(x_i - logsumexp_L x)``): then ``e_j(L) <= 1/j!`` cannot
    overflow, and every term that can matter against the dominant
    ``e_{k-1}(H) e_1(L)`` stays far above float32's underflow because every
@@ -32,7 +29,7 @@ How ``log e_j`` is computed (all static-shape tensor code, XLA-friendly):
    valid ``(i, j - i)`` terms; for k > 8 a stacked Toeplitz contraction),
    O(n k) work, no exp or log inside, and sums of positive terms only (no
    cancellation; Newton's identities are not used).
-5. The gradient is written by hand (``_through_split``): autodiff gives the
+4. The gradient is written by hand (``_through_split``): autodiff gives the
    loss's gradient with respect to H's values and to ``log e_r(L)``
    (per-row quantities), and one element-wise sweep turns the latter into
    per-class gradients through the subset-inclusion probabilities
@@ -99,8 +96,9 @@ def _block_size(n, count):
     return size if size >= 4 else None
 
 
-def _top(v, count):
-    """``_largest(v, count)`` with the rounds run on a short list of candidates.
+def _top(v, count, exclude):
+    """``_largest`` of ``v``'s entries outside ``exclude`` (both (R, n)), with
+    the rounds run on a short list of candidates. No gradient.
 
     Whole rows are read once, for the maximum of each column block; the
     ``count`` largest entries lie in the ``count`` blocks with the largest
@@ -110,6 +108,7 @@ def _top(v, count):
     a softmax, and ``tf.math.top_k`` becomes a full sort.
     """
     n = v.shape[-1]
+    v = tf.where(exclude, tf.constant(v.dtype.min, v.dtype), tf.stop_gradient(v))
     size = _block_size(n, count)
     if size is None:
         return _largest(v, count)
@@ -158,8 +157,7 @@ def _linear_esp(b, k):
     width = -(-n // chunks)
     if chunks * width != n:  # zeros are polynomials 1
         b = tf.pad(b, [[0, 0], [0, chunks * width - n]])
-    # unstack (not slices) so the backward pass is one concatenation rather
-    # than a zero-padded full-size tensor per block
+    # one unstack yields every block (forward only: the gradient is _through_split's)
     blocks = tf.unstack(tf.reshape(b, [-1, chunks, width]), axis=1)
     coeffs = [blocks[0]]
     for block in blocks[1:]:
@@ -247,16 +245,16 @@ def _safe_log(v):
 def _split(x, exclude, k, count):
     """Forward pieces of ``log e_j(exp x)``, j <= k, over the entries of x
     (R, n) not in ``exclude``, split into ``H``, the ``count`` largest, and
-    ``L``, the rest (module docstring, steps 2-4).
+    ``L``, the rest (module docstring, steps 1-3).
 
     Returns a dict: ``h`` (R, count) and ``h_at`` (their positions), ``in_l``
     (R, n), ``b`` (R, n; L normalised to sum to one, 0 elsewhere), ``e`` (the
-    list ``e_1(b), ..., e_k(b)``) and ``shift`` (R,), the log of L's
-    normalisation: ``log e_j(L) = log e_j(b) + j * shift``.
+    list ``e_1(b), ..., e_k(b)``), and ``peak`` and ``total`` (R,), L's
+    maximum and the sum of ``exp(x - peak)`` over L:
+    ``log e_j(L) = log e_j(b) + j * (peak + log total)``.
     """
     n = x.shape[-1]
-    x = tf.stop_gradient(x)
-    values, positions = _top(tf.where(exclude, tf.constant(x.dtype.min, x.dtype), x), count + 1)
+    values, positions = _top(x, count + 1, exclude)
     h, h_at, peak = values[:, :count], positions[:, :count], values[:, count]
     in_l = tf.logical_not(exclude | _one_of(h_at, n))
     # L's maximum is the (count + 1)-th largest, so these exponentials are <= 1;
@@ -343,7 +341,7 @@ def _through_split(x, exclude, k, count, head):
             lows = log_l[1:]
             with tf.GradientTape() as tape:
                 tape.watch([h] + lows)
-                again = run(h, [log_l[0]] + lows)
+                again = run(h, log_l)
             grads = tape.gradient(again, [h] + lows, output_gradients=tf.cast(upstream, wide),
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
             g_h = tf.cast(grads[0], x.dtype)

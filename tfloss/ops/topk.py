@@ -27,8 +27,13 @@ the coefficients of ``prod_i (1 + exp(x_i) t)``). For k = 1, alpha = 0,
 tau = 1 this is exactly softmax cross-entropy; as tau -> 0 it tends to
 ``l_k``.
 
-How ``log e_j`` is computed, and the hand-written gradient: see
-``tfloss.ops.symmetric``. Ties are harmless: a tied element lands in ``H`` or in ``L`` and the sum over
+The scores are centred at the label, ``x_i = (s_i - s_y) / (k tau)``, so
+the label term is exactly 0 and the loss keeps its relative accuracy for
+scores of scale 1e3 (the difference is formed before the division). How
+``log e_j`` is computed, and the hand-written gradient: see
+``tfloss.ops.symmetric``.
+
+Ties are harmless: a tied element lands in ``H`` or in ``L`` and the sum over
 the split is the same symmetric function, value and gradient alike. The
 label and absent terms use finite stand-ins, never -inf, so gradients stay
 finite. No switch to the hard loss is made at small tau: the computation
@@ -83,8 +88,7 @@ def _kth_largest(rows, exclude, k):
 
     @tf.custom_gradient
     def kth(rows):
-        lowest = tf.constant(rows.dtype.min, rows.dtype)
-        values, positions = _top(tf.where(exclude, lowest, tf.stop_gradient(rows)), k)
+        values, positions = _top(rows, k, exclude)
         at = positions[:, k - 1 : k]
 
         def grad(upstream):
