@@ -81,6 +81,19 @@ def test_recursion_reference_agrees_with_enumeration():
         np.testing.assert_allclose(ga, gb, atol=1e-12)
 
 
+@pytest.mark.parametrize("n", [128, 129, 256, 1000, 8192, 8193, 30000])
+def test_log_elementary_symmetric_across_slab_layouts(n):
+    # one slab (n <= 128), a padded partial slab first (129, 1000, 8193: a
+    # lane width of 9), whole slabs only (256, 8192 = 64 slabs of 128), and
+    # many long lanes (30000): every path through ops.symmetric._linear_esp
+    rng = np.random.default_rng(n)
+    x = np.concatenate([rng.normal(size=(1, n)), rng.normal(size=(1, n)) * 8], 0).astype(np.float32)
+    k = 12
+    got = tfloss.ops.log_elementary_symmetric(x, k).numpy()
+    want = _log_esp_recursion(x.astype(np.float64), k)
+    tol = 1e-6 * (1 + np.sort(np.abs(x), -1)[:, ::-1].cumsum(-1)[:, :k])
+    np.testing.assert_array_less(np.abs(got[:, 1:] - want[:, 1:]), tol)
+
 def test_log_elementary_symmetric_matches_recursion():
     rng = np.random.default_rng(1)
     for scale in (1.0, 100.0, 1e4):

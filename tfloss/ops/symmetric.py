@@ -23,12 +23,13 @@ How ``log e_j`` is computed (all static-shape tensor code, XLA-friendly):
    overflow, and every term that can matter against the dominant
    ``e_{k-1}(H) e_1(L)`` stays far above float32's underflow because every
    element of ``H`` is at least the largest of ``L``. The product of the
-   polynomials ``(1 + b_i t)`` truncated at degree k is formed by a short
-   sequential recursion across 16 column blocks (one fused pass) and then a
-   divide-and-conquer tree over the columns (one tensor per degree, only the
-   valid ``(i, j - i)`` terms; for k > 8 a stacked Toeplitz contraction),
-   O(n k) work, no exp or log inside, and sums of positive terms only (no
-   cancellation; Newton's identities are not used).
+   polynomials ``(1 + b_i t)`` truncated at degree k is formed slab by slab
+   (a while loop; in each slab a short sequential recursion across 16 column
+   blocks, one fused pass), the slabs' polynomials multiplied together, and
+   finally the slab's lanes by a small divide-and-conquer tree: about
+   n k (1 + k / 32) multiply-adds a row, linear in n, from a graph whose size
+   does not grow with n, no exp or log inside, and sums of positive
+   terms only (no cancellation; Newton's identities are not used).
 4. The gradient is written by hand (``_through_split``): autodiff gives the
    loss's gradient with respect to H's values and to ``log e_r(L)``
    (per-row quantities), and one element-wise sweep turns the latter into
@@ -91,9 +92,15 @@ def _largest(v, count):
 def _block_size(n, count):
     """Width of the column blocks ``_top`` screens a row of n with (None: no
     blocks). About sqrt(n / count) balances the rounds over the block maxima
-    (n / size values) against those over the candidates (count * size)."""
+    (n / size values) against those over the candidates (count * size).
+    A width that divides n is preferred, within a factor of two: padding the
+    row is a full copy, which under XLA on CPU costs several times the
+    block reduction itself at n = 1e5."""
     size = int(round((n / count) ** 0.5))
-    return size if size >= 4 else None
+    if size < 4:
+        return None
+    divisors = [s for s in range(-(-size // 2), 2 * size + 1) if n % s == 0]
+    return min(divisors, key=lambda s: max(s / size, size / s)) if divisors else size
 
 
 def _top(v, count, exclude):
@@ -132,33 +139,26 @@ def _one_of(positions, n):
     return hit
 
 
-# Elements per chunk of a row for the first, sequential stage of
-# ``_linear_esp``: the row is cut into this many column blocks and the
-# polynomial recursion runs across blocks, element-wise over the block width,
-# which XLA fuses into a single pass over the row (the tree that follows works
-# on rows this many times narrower).
+# How ``_linear_esp`` walks a row. A slab of CHUNKS * w columns is cut into
+# CHUNKS blocks of w, and the degree-one recursion runs across the blocks,
+# element-wise over w lanes: unrolled, XLA fuses it into one pass. Slabs are
+# taken by a while loop, so the graph stays the same size for any n, and each
+# slab's polynomial is multiplied into the running product instead of feeding
+# the recursion on: float32 error grows with the length of a sequential chain
+# (one chain through all n / w elements of a lane lost up to 1e-5 of e_j at
+# n = 1e5; restarting at every slab keeps it near 1e-6). The lane width grows
+# with n so that there are at most MAX_SLABS slabs, and is at least MIN_WIDTH:
+# narrow lanes leave the closing tree (``_tree``, (k + 1)^2 w numbers a row)
+# cheap, wide ones keep the chain of slab products short.
 CHUNKS = 16
+MAX_SLABS = 64
+MIN_WIDTH = 8
 
 
-def _linear_esp(b, k):
-    """``[e_1(b), ..., e_k(b)]`` (each (R,)) of non-negative ``b`` (R, n).
-
-    Stage 1: cut the row into ``CHUNKS`` column blocks and run the recursion
-    ``e_j <- e_j + b_i e_{j-1}`` across the blocks (column c of the result
-    holds the polynomial of the elements c, c + w, c + 2w, ...). Stage 2:
-    divide and conquer over the columns: each node holds its polynomial
-    prod (1 + b_i t) truncated at degree k, one tensor per degree (degree 0 is
-    always 1 and not stored); a round multiplies the left half of the nodes
-    by the right half, forming only the valid ``(i, j - i)`` products. Every
-    step adds non-negative terms, so there is no cancellation.
-    """
-    n = b.shape[-1]
-    chunks = min(CHUNKS, n)
-    width = -(-n // chunks)
-    if chunks * width != n:  # zeros are polynomials 1
-        b = tf.pad(b, [[0, 0], [0, chunks * width - n]])
-    # one unstack yields every block (forward only: the gradient is _through_split's)
-    blocks = tf.unstack(tf.reshape(b, [-1, chunks, width]), axis=1)
+def _chunk_recursion(slab, k, width):
+    """``[e_1, ..., e_k]`` (each (R, width)) of each lane of ``slab`` (R,
+    chunks * width), lane c holding the elements c, c + width, c + 2 width, ..."""
+    blocks = tf.unstack(tf.reshape(slab, [-1, slab.shape[-1] // width, width]), axis=1)
     coeffs = [blocks[0]]
     for block in blocks[1:]:
         degree = min(len(coeffs) + 1, k)
@@ -167,45 +167,70 @@ def _linear_esp(b, k):
             lower = block if j == 1 else block * coeffs[j - 2]
             grown.append(coeffs[j - 1] + lower if j <= len(coeffs) else lower)
         coeffs = grown[::-1]
-    if k > STACKED_FROM_K:
-        return _stacked_tree(coeffs, k)
-    while coeffs[0].shape[-1] > 1:
-        width = coeffs[0].shape[-1]
-        if width % 2:  # a zero column is the polynomial 1
-            coeffs = [tf.pad(c, [[0, 0], [0, 1]]) for c in coeffs]
-            width += 1
-        half = width // 2
-        halves = [tf.unstack(tf.reshape(c, [-1, 2, half]), axis=1) for c in coeffs]
-        left = [h[0] for h in halves]
-        right = [h[1] for h in halves]
-        degree = len(coeffs)
-        merged = []
-        for j in range(1, min(2 * degree, k) + 1):
-            term = left[j - 1] + right[j - 1] if j <= degree else None
-            for i in range(max(1, j - degree), min(j - 1, degree) + 1):
-                product = left[i - 1] * right[j - i - 1]
-                term = product if term is None else term + product
-            merged.append(term)
-        coeffs = merged
-    out = [c[:, 0] for c in coeffs]
-    return out + [tf.zeros_like(out[0])] * (k - len(out))
+    return coeffs + [tf.zeros_like(coeffs[0])] * (k - len(coeffs))
 
 
-# From this k on, the tree rounds hold the degrees in one stacked tensor and
-# multiply by a Toeplitz contraction (a few large ops a round) instead of
-# forming the ~k^2/2 products one by one (thousands of small ops for k = 20).
-STACKED_FROM_K = 8
+def _times(a, c, k):
+    """The product of two polynomials ``1 + a_1 t + ... + a_k t^k`` and
+    ``1 + c_1 t + ...`` (lists of k coefficients), truncated at degree k."""
+    out = []
+    for j in range(1, k + 1):
+        term = a[j - 1] + c[j - 1]
+        for i in range(1, j):
+            term = term + a[i - 1] * c[j - i - 1]
+        out.append(term)
+    return out
 
 
-def _stacked_tree(coeffs, k):
-    """Stage 2 of ``_linear_esp`` for large k: degrees 0..k stacked as (k + 1, R, w)."""
-    coeffs = coeffs + [tf.zeros_like(coeffs[0])] * (k - len(coeffs))
+def _linear_esp(b, k):
+    """``[e_1(b), ..., e_k(b)]`` (each (R,)) of non-negative ``b`` (R, n).
+
+    The polynomial ``prod (1 + b_i t)`` truncated at degree k, one tensor per
+    degree (degree 0 is always 1 and not stored): slabs of the row through
+    ``_chunk_recursion``, multiplied together (``_times``) by a while loop,
+    then the w lanes multiplied together by ``_tree``. Every step adds
+    non-negative terms, so there is no cancellation. Forward only: the
+    gradient is ``_through_split``'s.
+    """
+    n = b.shape[-1]
+    if n <= CHUNKS * MIN_WIDTH:  # one slab, no loop
+        chunks = min(CHUNKS, n)
+        width = -(-n // chunks)
+        if chunks * width != n:  # zeros are polynomials 1
+            b = tf.pad(b, [[0, 0], [0, chunks * width - n]])
+        return _tree(_chunk_recursion(b, k, width), k)
+    width = max(MIN_WIDTH, -(-n // (CHUNKS * MAX_SLABS)))
+    slab = CHUNKS * width
+    full, rest = divmod(n, slab)
+    # the loop starts from the partial slab at the end, padded (a small copy),
+    # or else from the first slab
+    first = tf.pad(b[:, full * slab :], [[0, 0], [0, slab - rest]]) if rest else b[:, :slab]
+    coeffs = _chunk_recursion(first, k, width)
+    start = 0 if rest else 1
+    if full > start:
+        rows = tf.shape(b)[0]
+
+        def step(s, *coeffs):
+            piece = tf.slice(b, [0, s * slab], [rows, slab])
+            return (s + 1,) + tuple(_times(list(coeffs), _chunk_recursion(piece, k, width), k))
+
+        state = tf.while_loop(lambda s, *_: s < full, step, (tf.constant(start),) + tuple(coeffs))
+        coeffs = list(state[1:])
+    return _tree(coeffs, k)
+
+
+def _tree(coeffs, k):
+    """Multiply the w polynomials held in ``coeffs`` (k tensors (R, w), one a
+    degree) together: ``[e_1, ..., e_k]`` (each (R,)). Divide and conquer with
+    the degrees 0..k stacked as (k + 1, R, w); a round multiplies the left
+    half of the lanes by the right half by a Toeplitz contraction (a few large
+    ops a round, rather than the ~k^2 / 2 products one by one)."""
     poly = tf.stack([tf.ones_like(coeffs[0])] + coeffs, axis=0)
     # toeplitz[j, i] picks degree j - i (the appended zero slice where invalid)
     index = [[j - i if 0 <= j - i <= k else k + 1 for i in range(k + 1)] for j in range(k + 1)]
     while poly.shape[-1] > 1:
         width = poly.shape[-1]
-        if width % 2:
+        if width % 2:  # the polynomial 1 as an extra lane
             poly = tf.concat([poly, tf.concat([tf.ones_like(poly[:1, :, :1]), tf.zeros_like(poly[1:, :, :1])], 0)], -1)
             width += 1
         left, right = tf.unstack(tf.reshape(poly, [k + 1, -1, 2, width // 2]), axis=2)
