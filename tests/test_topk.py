@@ -83,9 +83,10 @@ def test_recursion_reference_agrees_with_enumeration():
 
 @pytest.mark.parametrize("n", [128, 129, 256, 1000, 8192, 8193, 30000])
 def test_log_elementary_symmetric_across_slab_layouts(n):
-    # one slab (n <= 128), a padded partial slab first (129, 1000, 8193: a
-    # lane width of 9), whole slabs only (256, 8192 = 64 slabs of 128), and
-    # many long lanes (30000): every path through ops.symmetric._linear_esp
+    # one slab (n <= 128), a padded partial slab first (129 and 1000 with
+    # lanes of 8, 8193 with lanes of 9), whole slabs only (256, and 8192 = 64
+    # slabs of 128), and 30 lanes (30000): every path through
+    # ops.symmetric._linear_esp
     rng = np.random.default_rng(n)
     x = np.concatenate([rng.normal(size=(1, n)), rng.normal(size=(1, n)) * 8], 0).astype(np.float32)
     k = 12

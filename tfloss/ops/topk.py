@@ -44,8 +44,8 @@ above stays accurate there, and a switch would add a jump of up to
 import tensorflow as tf
 
 from tfloss.ops import _common
-from tfloss.ops.symmetric import _static_classes, _through_split, _top
-from tfloss.ops.symmetric import check_k  # noqa: F401 (tfloss.losses.topk calls ops.topk.check_k)
+# check_k is also reached as ops.topk.check_k by tfloss.losses.topk
+from tfloss.ops.symmetric import _static_classes, _through_split, _top, check_k
 
 
 def _labels_and_rows(labels, scores):
